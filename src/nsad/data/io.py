@@ -1,0 +1,98 @@
+"""Reading and writing images in the engine's layout: (H, W, C) uint8 or uint16, C in {1, 3}, RGB order."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an 8- or 16-bit grayscale, RGB or RGBA image as (H, W, C) with C = 1 or 3, RGB order.
+
+    An alpha channel is dropped; if it is not fully opaque a warning says so, since the
+    transparent pixels then keep whatever colour the file stores under them.
+
+    Raises:
+        FileNotFoundError: if ``path`` does not exist.
+        ValueError: if the file cannot be decoded or holds another bit depth (e.g. float TIFF).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image file not found: {path}")
+    data = np.fromfile(path, dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if image is None:
+        raise ValueError(f"cannot read image {path}: the file is empty, corrupt or not an image "
+                         f"(accepted: {', '.join(IMAGE_SUFFIXES)})")
+    if image.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"image {path} has {image.dtype} pixels; accepted are 8-bit and 16-bit integer images")
+    if image.ndim == 2:
+        return image[:, :, None]
+    channels = image.shape[2]
+    if channels in (2, 4):
+        alpha = image[:, :, -1]
+        if alpha.min() < np.iinfo(image.dtype).max:
+            warnings.warn(f"image {path} has transparent pixels; the alpha channel is ignored", stacklevel=2)
+        image = image[:, :, :-1]
+        channels -= 1
+    if channels == 1:
+        return np.ascontiguousarray(image)
+    if channels == 3:
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    raise ValueError(f"image {path} has {image.shape[2]} channels; accepted are 1 (gray), 2, 3 (RGB) and 4 (RGBA)")
+
+
+def write_image(path: str | Path, image: np.ndarray) -> None:
+    """Write an (H, W) or (H, W, C) uint8/uint16 image with C in {1, 3} (RGB order) to ``path``.
+
+    Raises:
+        ValueError: if the image layout is not accepted or the file cannot be written.
+    """
+    path = Path(path)
+    if image.dtype not in (np.uint8, np.uint16) or image.ndim not in (2, 3):
+        raise ValueError(f"cannot write {path}: need a uint8/uint16 (H, W[, C]) image, "
+                         f"got {image.dtype} {image.shape}")
+    if image.ndim == 3 and image.shape[2] == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    elif image.ndim == 3 and image.shape[2] != 1:
+        raise ValueError(f"cannot write {path}: need 1 or 3 channels, got {image.shape[2]}")
+    ok, encoded = cv2.imencode(path.suffix or ".png", image)
+    if not ok:
+        raise ValueError(f"cannot encode an image for {path}")
+    encoded.tofile(path)
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Return the image files directly inside ``folder``, sorted by name.
+
+    Raises:
+        FileNotFoundError: if ``folder`` does not exist or is not a folder.
+        ValueError: if it holds no image files.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"image folder not found: {folder}")
+    paths = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise ValueError(f"no images in {folder}; accepted file types: {', '.join(IMAGE_SUFFIXES)}")
+    return paths
+
+
+def normal_image_paths(folder: str | Path) -> list[Path]:
+    """Return the normal training images of an MVTec AD category folder or of a plain folder.
+
+    An MVTec AD category (a folder with ``train/good``) gives the images of ``train/good``; any
+    other folder gives the images directly inside it.
+
+    Raises:
+        FileNotFoundError: if ``folder`` does not exist.
+        ValueError: if it holds no images.
+    """
+    folder = Path(folder)
+    train_good = folder / "train" / "good"
+    return list_images(train_good if train_good.is_dir() else folder)

@@ -1,0 +1,173 @@
+"""Per-class NSA settings (the paper's Table 4) as data, selectable by name.
+
+The table lives in ``presets.json`` beside this module; :func:`get_preset` reads it into a frozen
+:class:`Preset`. ``default`` is for data that is not MVTec AD: no object mask, the bottle's patch
+bounds, source gradients. :func:`estimate_background` helps to fill in ``background`` and
+``t_brightness`` for objects on a plain background.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from nsad._checks import check_choice, check_range
+from nsad.data.io import normal_image_paths, read_image
+
+BlendMode = Literal["normal", "mixed"]
+
+
+@dataclass(frozen=True)
+class Preset:
+    """NSA's per-class settings (NSA paper, Appendix A, Table 4).
+
+    Attributes:
+        kind: ``object``, ``texture`` or ``xray``; decides the paper's training transforms.
+        n_max: largest number of patches per example (one always, then ``n_max - 1`` coin flips).
+        h_bounds: (h_min, h_max), patch height as a fraction of the image height (eq. 6).
+        w_bounds: (w_min, w_max), patch width as a fraction of the image width (eq. 5).
+        size_offset: the constant added to the Gamma draw in eqs. 5-6 (0.06 in the paper).
+        size_gamma_scale: scale of the Gamma(2, scale) draw in eqs. 5-6 (0.1 in the paper).
+        background: background brightness ``b`` in 8-bit levels (eq. 8), or None for no object mask.
+        t_brightness: a pixel is object when its channel-mean differs from ``b`` by more than this.
+        t_object: least object fraction of the source and destination patch (eqs. 8 and 11).
+        t_overlap: least overlap of the object parts of patch and destination (eq. 12).
+        scale_bounds: (s_min, s_max) clipping eq. 9's resize factor.
+        y0: logistic label midpoint in 8-bit levels (eq. 14).
+        k: logistic label slope per 8-bit level (eq. 14).
+        mode: Poisson blending gradients: ``normal`` (source) or ``mixed``.
+        epochs: the paper's number of training epochs.
+        rotation_deg: random rotation range of the paper's training transform.
+        channels: input channels the model sees (3, or 1 for chest X-ray).
+        normalization: ``imagenet`` (mean/std of ImageNet) or ``unit`` (intensities in [0, 1]).
+        name: the name the preset was selected by.
+    """
+
+    kind: Literal["object", "texture", "xray"] = "object"
+    n_max: int = 3
+    h_bounds: tuple[float, float] = (0.06, 0.8)
+    w_bounds: tuple[float, float] = (0.06, 0.8)
+    size_offset: float = 0.06
+    size_gamma_scale: float = 0.1
+    background: float | None = None
+    t_brightness: float | None = None
+    t_object: float | None = None
+    t_overlap: float | None = None
+    scale_bounds: tuple[float, float] = (0.7, 1.3)
+    y0: float = 15.0
+    k: float = 1 / 6
+    mode: BlendMode = "normal"
+    epochs: int = 320
+    rotation_deg: float = 0.0
+    channels: int = 3
+    normalization: Literal["imagenet", "unit"] = "imagenet"
+    name: str = "custom"
+
+    def __post_init__(self) -> None:
+        for field in ("h_bounds", "w_bounds", "scale_bounds"):
+            low, high = (float(v) for v in getattr(self, field))
+            if not 0 < low <= high:
+                raise ValueError(f"preset {self.name!r}: {field} must satisfy 0 < low <= high, got {(low, high)}")
+            object.__setattr__(self, field, (low, high))
+        for field in ("h_bounds", "w_bounds"):
+            check_range(f"preset {self.name!r}: {field}[1]", getattr(self, field)[1], 0.0, 1.0)
+        if self.n_max < 1:
+            raise ValueError(f"preset {self.name!r}: n_max must be at least 1, got {self.n_max}")
+        check_choice("blend mode", self.mode, ("normal", "mixed"))
+        if (self.background is None) != (self.t_brightness is None):
+            raise ValueError(f"preset {self.name!r}: give both background and t_brightness, or neither")
+        if self.uses_object_mask:
+            check_range(f"preset {self.name!r}: t_object", self.t_object if self.t_object is not None else -1, 0, 1)
+            check_range(f"preset {self.name!r}: t_overlap", self.t_overlap if self.t_overlap is not None else -1, 0, 1)
+
+    @property
+    def uses_object_mask(self) -> bool:
+        """Whether patches are constrained to the object (eqs. 8, 11, 12)."""
+        return self.background is not None
+
+    def replace(self, **changes: object) -> Preset:
+        """Return a copy with ``changes`` applied (validated like a new preset)."""
+        return dataclasses.replace(self, **changes)
+
+
+@functools.cache
+def _table() -> dict[str, dict]:
+    text = resources.files("nsad.synth").joinpath("presets.json").read_text()
+    return json.loads(text)["presets"]
+
+
+PRESET_NAMES: tuple[str, ...] = tuple(_table())
+
+
+def get_preset(name: str) -> Preset:
+    """Return the preset registered as ``name`` (e.g. ``mvtec/bottle``, ``cxr``, ``default``).
+
+    A bare MVTec AD class name (``bottle``) is accepted too.
+
+    Raises:
+        ValueError: if no preset has that name; the message lists them.
+    """
+    table = _table()
+    if name not in table and f"mvtec/{name}" in table:
+        name = f"mvtec/{name}"
+    check_choice("preset", name, table)
+    return Preset(**table[name], name=name)
+
+
+def estimate_background(images: Sequence[np.ndarray], border_px: int = 4) -> tuple[float, float]:
+    """Estimate the background brightness ``b`` of eq. 8 and its spread from the image borders.
+
+    For objects on a plain background the outer ``border_px`` pixels are background. The result is
+    the median channel-mean intensity of those pixels over all images (in 8-bit levels) and the
+    90th percentile of their distance to it, so that ``t_brightness`` well above the spread (the
+    paper uses 20-60 levels) separates object from background. A large spread means the border is
+    not plain and the data is better served without an object mask.
+
+    Args:
+        images: (H, W, C) uint8 or uint16 images.
+        border_px: width of the border band taken as background.
+
+    Returns:
+        (background, spread), both in 8-bit levels.
+
+    Raises:
+        ValueError: if ``images`` is empty or an image is smaller than twice the border.
+    """
+    if len(images) == 0:
+        raise ValueError("estimate_background needs at least one image, got none")
+    samples = []
+    for image in images:
+        height, width = image.shape[:2]
+        if min(height, width) <= 2 * border_px:
+            raise ValueError(f"image of size {width}x{height} is too small for a {border_px}-pixel border")
+        levels = image.astype(np.float32).mean(axis=2) / (1.0 if image.dtype == np.uint8 else 257.0)
+        band = np.ones((height, width), bool)
+        band[border_px:-border_px, border_px:-border_px] = False
+        samples.append(levels[band])
+    values = np.concatenate(samples)
+    background = float(np.median(values))
+    spread = float(np.percentile(np.abs(values - background), 90))
+    return background, spread
+
+
+def preset_from_folder(folder: str | Path, base: str = "default", border_px: int = 4) -> Preset:
+    """Build a preset for the images of ``folder``: ``base`` with ``background`` estimated from them.
+
+    ``t_brightness`` is set to three times the border spread, at least 20 levels (the paper's
+    smallest value), ``t_object`` and ``t_overlap`` to the bottle's 0.7 and 0.25.
+
+    Raises:
+        FileNotFoundError, ValueError: if the folder holds no readable images.
+    """
+    images = [read_image(path) for path in normal_image_paths(folder)[:32]]
+    background, spread = estimate_background(images, border_px)
+    return get_preset(base).replace(background=round(background, 1), t_brightness=round(max(20.0, 3 * spread), 1),
+                                    t_object=0.7, t_overlap=0.25, name=f"{base}+background({Path(folder).name})")
