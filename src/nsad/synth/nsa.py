@@ -1,0 +1,222 @@
+"""Natural Synthetic Anomalies (Schlüter et al., ECCV 2022, Sec. 3) and its unblended variant.
+
+One example: up to ``n_max`` patches, each cut from the source image, resized, moved and
+Poisson-blended into the destination; the first patch is always attempted, each further one on a
+fair coin flip. Geometry (:func:`sample_placement`) is drawn apart from applying it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import cv2
+import numpy as np
+
+from nsad._checks import check_choice, check_image
+from nsad.synth._blend import mask_box, seamless_clone
+from nsad.synth._patch import (
+    check_image_fits,
+    sample_destination_box,
+    sample_ellipses_mask,
+    sample_patch_size,
+    sample_scale,
+    sample_source_box,
+)
+from nsad.synth._types import Box, PatchRecord, Synth
+from nsad.synth.labels import LABEL_KINDS, LabelKind, nsa_label
+from nsad.synth.objects import object_mask
+from nsad.synth.presets import Preset
+
+MIN_BLEND_PIXELS = 50
+"""Patches whose blending mask has fewer pixels are skipped, as in the authors' code."""
+
+
+class PatchPlacementWarning(UserWarning):
+    """No placement satisfied the object constraints within the allowed redraws; the patch was skipped."""
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where one patch comes from and goes: source box, destination box and resize factor."""
+
+    src_box: Box
+    dst_box: Box
+    scale: float
+
+
+def _fraction(mask: np.ndarray | None, box: Box, area: float) -> float:
+    return float(np.count_nonzero(mask[box.slices()])) / area
+
+
+def sample_placement(rng: np.random.Generator, preset: Preset, height: int, width: int,
+                     source_object: np.ndarray | None = None, dest_object: np.ndarray | None = None,
+                     max_tries: int = 200) -> Placement | None:
+    """Draw one patch's geometry with NSA's constraints (eqs. 5-12).
+
+    Size by eqs. 5-6; source centre by eq. 7, redrawn until the object covers more than
+    ``t_object`` of the ``w x h`` patch (eq. 8); resize factor by eq. 9; destination by eq. 10,
+    redrawn until it holds more than ``t_object`` object (eq. 11) and the object parts of patch
+    and destination overlap by more than ``t_overlap`` (eq. 12). Without object masks the first
+    draws are taken.
+
+    Returns:
+        The placement, or None if the constraints failed ``max_tries`` times for the source or the
+        destination (then a :class:`PatchPlacementWarning` is issued).
+    """
+    h, w = sample_patch_size(rng, preset, height, width)
+    constrained = source_object is not None and dest_object is not None
+    for _ in range(max_tries):
+        src_box = sample_source_box(rng, preset, h, w, height, width)
+        if not constrained or _fraction(source_object, src_box, h * w) > preset.t_object:
+            break
+    else:
+        warnings.warn(f"NSA: no source patch held more than t_object={preset.t_object} object after "
+                      f"{max_tries} draws; patch skipped", PatchPlacementWarning, stacklevel=3)
+        return None
+    scale = sample_scale(rng, preset, src_box.height / height, src_box.width / width)
+    new_h = min(height, max(1, round(scale * src_box.height)))
+    new_w = min(width, max(1, round(scale * src_box.width)))
+    if constrained:
+        patch_object = cv2.resize(source_object[src_box.slices()].astype(np.uint8), (new_w, new_h),
+                                  interpolation=cv2.INTER_NEAREST).astype(bool)
+        patch_object_px = max(1, int(np.count_nonzero(patch_object)))
+    for _ in range(max_tries):
+        dst_box = sample_destination_box(rng, new_h, new_w, height, width)
+        if not constrained:
+            break
+        dest_patch = dest_object[dst_box.slices()]
+        if (np.count_nonzero(dest_patch) / (new_h * new_w) > preset.t_object
+                and np.count_nonzero(dest_patch & patch_object) / patch_object_px > preset.t_overlap):
+            break
+    else:
+        warnings.warn(f"NSA: no destination satisfied t_object={preset.t_object} and t_overlap="
+                      f"{preset.t_overlap} after {max_tries} draws; patch skipped", PatchPlacementWarning,
+                      stacklevel=3)
+        return None
+    return Placement(src_box, dst_box, scale)
+
+
+def patch_shape(rng: np.random.Generator, height: int, width: int, ellipses: int) -> np.ndarray:
+    """The patch's (height, width) bool shape: a rectangle, or a union of ``ellipses`` random ellipses."""
+    return sample_ellipses_mask(rng, height, width, ellipses) if ellipses else np.ones((height, width), bool)
+
+
+def blend_mask(shape: np.ndarray) -> np.ndarray:
+    """The authors' blending mask: the patch shape with its outer 1-pixel border set to zero, as uint8.
+
+    (The authors also restrict it to object pixels of source or destination plus pixels that are
+    background in both; that union is every pixel, so the restriction changes nothing.)
+    """
+    mask = shape.astype(np.uint8)
+    mask[[0, -1], :] = 0
+    mask[:, [0, -1]] = 0
+    return mask
+
+
+def resized_patch(source: np.ndarray, placement: Placement) -> np.ndarray:
+    """Cut the source box and resize it to the destination box (bilinear), keeping dtype and channels."""
+    patch = source[placement.src_box.slices()]
+    size = (placement.dst_box.width, placement.dst_box.height)
+    if size != (patch.shape[1], patch.shape[0]):
+        patch = cv2.resize(patch, size, interpolation=cv2.INTER_LINEAR)
+    return patch.reshape(size[1], size[0], source.shape[2])
+
+
+@dataclass(frozen=True)
+class NSA:
+    """NSA: patches from another normal image, resized, moved and Poisson-blended (Sec. 3).
+
+    Attributes:
+        preset: the per-class settings (Table 4); see :mod:`nsad.synth.presets`.
+        label: ``binary``, ``continuous`` or ``logistic`` (eqs. 13-14).
+        mode: Poisson gradients, ``normal`` or ``mixed``; None takes the preset's.
+        ellipses: 0 for rectangular patches, else the number of random ellipses whose union
+            shapes the blended region.
+        backend: blending backend (see :data:`nsad.synth.BLEND_BACKENDS`); None for the default.
+        max_tries: redraws of a centre before a patch is given up (the authors' 200).
+        paste: paste the resized patch instead of blending it (the NSA paper's "CutPaste
+            (end-to-end)" baseline); its label is then 1 on the pasted pixels.
+    """
+
+    preset: Preset
+    label: LabelKind = "logistic"
+    mode: Literal["normal", "mixed"] | None = None
+    ellipses: int = 0
+    backend: str | None = None
+    max_tries: int = 200
+    paste: bool = False
+    label_kinds: ClassVar[dict[str, str]] = {"binary": "bounded", "logistic": "bounded", "continuous": "continuous"}
+
+    def __post_init__(self) -> None:
+        check_choice("label", self.label, LABEL_KINDS)
+        if self.mode is not None:
+            check_choice("blend mode", self.mode, ("normal", "mixed"))
+        if self.ellipses < 0 or self.max_tries < 1:
+            raise ValueError(f"ellipses must be >= 0 and max_tries >= 1, got {self.ellipses} and {self.max_tries}")
+
+    @property
+    def label_kind(self) -> str:
+        """``bounded`` (labels in [0, 1], BCE) or ``continuous`` (8-bit levels, MSE)."""
+        return self.label_kinds[self.label]
+
+    def object_masks(self, image: np.ndarray, source: np.ndarray, image_object: np.ndarray | None,
+                     source_object: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The object masks of destination and source (eq. 8), computed unless given; None without one."""
+        if not self.preset.uses_object_mask:
+            return None, None
+        b, t = self.preset.background, self.preset.t_brightness
+        return (object_mask(image, b, t) if image_object is None else image_object,
+                object_mask(source, b, t) if source_object is None else source_object)
+
+    def __call__(self, image: np.ndarray, source: np.ndarray, *, rng: np.random.Generator,
+                 image_object: np.ndarray | None = None, source_object: np.ndarray | None = None) -> Synth:
+        """Make one synthetic example from destination ``image`` and ``source``.
+
+        Args:
+            image: (H, W, C) uint8/uint16 destination ``x_d``, C in {1, 3}.
+            source: (H, W, C) source ``x_s``, same shape and dtype (may be ``image`` itself).
+            rng: the example's random generator.
+            image_object: optional cached (H, W) bool object mask of ``image`` (eq. 8).
+            source_object: optional cached object mask of ``source``.
+
+        Raises:
+            ValueError: if the images differ in shape or dtype, or are too small for the preset.
+        """
+        check_image("image", image)
+        check_image("source", source)
+        if source.shape != image.shape or source.dtype != image.dtype:
+            raise ValueError(f"source {source.shape} {source.dtype} must match image {image.shape} {image.dtype}")
+        height, width = image.shape[:2]
+        check_image_fits(self.preset, height, width)
+        dest_object, src_object = self.object_masks(image, source, image_object, source_object)
+        mode = self.mode or self.preset.mode
+        result = image.copy()
+        pasted = np.zeros((height, width), bool) if self.paste else None
+        records: list[PatchRecord] = []
+        for index in range(self.preset.n_max):
+            if index > 0 and rng.integers(2) == 0:
+                continue
+            placement = sample_placement(rng, self.preset, height, width, src_object, dest_object, self.max_tries)
+            if placement is None:
+                continue
+            patch = resized_patch(source, placement)
+            dst = placement.dst_box
+            shape = patch_shape(rng, dst.height, dst.width, self.ellipses)
+            if self.paste:
+                result[dst.slices()][shape] = patch[shape]
+                pasted[dst.slices()] |= shape
+            else:
+                mask = blend_mask(shape)
+                if np.count_nonzero(mask) < MIN_BLEND_PIXELS:
+                    continue
+                x, y, box_w, box_h = mask_box(mask)
+                center = (dst.x0 + x + box_w // 2, dst.y0 + y + box_h // 2)
+                result = seamless_clone(patch, result, mask, center, mode, self.backend)
+            records.append(PatchRecord(placement.src_box, dst, placement.scale, "paste" if self.paste else mode))
+        if self.paste:
+            label = pasted.astype(np.float32)
+        else:
+            label = nsa_label(result, image, [r.dst_box for r in records], self.label, self.preset.y0, self.preset.k)
+        return Synth(result, label, tuple(records))
