@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         options["ellipses"] = args.ellipses
     task = get_task(args.task, get_preset(args.preset), **options)
     dataset = SynthDataset(images, task, seed=args.seed, length=args.count)
+    dataset.example(0)  # fail on bad settings (e.g. images too small) before creating anything
     args.out.mkdir(parents=True, exist_ok=True)
     gallery_rows = []
     with open(args.out / "examples.jsonl", "w") as lines:
