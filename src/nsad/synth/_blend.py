@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from nsad._checks import check_choice
+from nsad.synth._blend_dst import dst_clone
 
 BlendFn = Callable[[np.ndarray, np.ndarray, np.ndarray, tuple[int, int], str], np.ndarray]
 
@@ -36,8 +37,18 @@ def _opencv_clone(src: np.ndarray, dst: np.ndarray, mask: np.ndarray, center: tu
     return out[:, :, :1] if channels == 1 else out
 
 
-BLEND_BACKENDS: dict[str, BlendFn] = {"opencv": _opencv_clone}
-DEFAULT_BACKEND = "opencv"
+def _torch_clone(src: np.ndarray, dst: np.ndarray, mask: np.ndarray, center: tuple[int, int],
+                 mode: str) -> np.ndarray:
+    """Blend with the batched torch solver, one patch on the CPU (torch is imported on first use)."""
+    from nsad.synth._blend_torch import torch_clone
+
+    return torch_clone(src, dst, mask, center, mode)
+
+
+# "dst": the discrete-sine-transform solver of _blend_dst (uint8 and uint16, within 1 level of
+# OpenCV); for the engine's hot path call _blend_dst.blend_into on box-local arrays directly.
+BLEND_BACKENDS: dict[str, BlendFn] = {"opencv": _opencv_clone, "dst": dst_clone, "torch": _torch_clone}
+DEFAULT_BACKEND = "dst"
 
 
 def mask_box(mask: np.ndarray) -> tuple[int, int, int, int]:
