@@ -16,8 +16,11 @@ def nets():
 
 
 @pytest.mark.parametrize("channels", [1, 3], ids=["gray", "rgb"])
-@pytest.mark.parametrize("size", [(64, 64), (96, 96), (224, 224), (100, 100), (70, 130), (33, 7)],
-                         ids=["64", "96", "224", "100-not-mult-32", "70x130", "33x7"])
+@pytest.mark.parametrize(
+    "size",
+    [(64, 64), (96, 96), (224, 224), (100, 100), (70, 130), (33, 7)],
+    ids=["64", "96", "224", "100-not-mult-32", "70x130", "33x7"],
+)
 @pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
 def test_shape_contract(nets, channels, size, training):
     net = nets[channels].train(training)
@@ -41,8 +44,10 @@ def test_parameter_count_is_about_11_million(nets):
     assert 11_000_000 <= n_rgb <= 12_000_000
     assert n_rgb == N_PARAMS_RGB
     # the encoder is torchvision's ResNet-18 without its fc layer
-    encoder = sum(count_parameters(m) for m in (nets[3].stem, nets[3].layer1, nets[3].layer2, nets[3].layer3,
-                                                 nets[3].layer4))
+    encoder = sum(
+        count_parameters(m)
+        for m in (nets[3].stem, nets[3].layer1, nets[3].layer2, nets[3].layer3, nets[3].layer4)
+    )
     assert encoder == count_parameters(torchvision.models.resnet18(weights=None)) - (512 * 1000 + 1000)
     # one input channel changes only conv1: 64 * 2 * 7 * 7 fewer weights
     assert count_parameters(nets[1]) == N_PARAMS_RGB - 64 * 2 * 7 * 7
@@ -78,10 +83,13 @@ def test_building_never_downloads(monkeypatch):
 @pytest.mark.parametrize("label_kind", ["bounded", "continuous"])
 def test_anomaly_map_applies_the_final_activation(label_kind):
     logits = torch.tensor([[[[-2.0, 0.0], [1.0, 3.0]]]])
-    expected = torch.sigmoid(logits[:, 0]) if label_kind == "bounded" else torch.tensor([[[0.0, 0.0], [1.0, 3.0]]])
+    expected = (
+        torch.sigmoid(logits[:, 0]) if label_kind == "bounded" else torch.tensor([[[0.0, 0.0], [1.0, 3.0]]])
+    )
     torch.testing.assert_close(logits_to_anomaly_map(logits, label_kind), expected)
-    torch.testing.assert_close(logits_to_anomaly_map(logits[:, 0].bfloat16(), label_kind),
-                               expected, atol=2e-2, rtol=0)
+    torch.testing.assert_close(
+        logits_to_anomaly_map(logits[:, 0].bfloat16(), label_kind), expected, atol=2e-2, rtol=0
+    )
     assert logits_to_anomaly_map(logits.bfloat16(), label_kind).dtype == torch.float32
 
     net = AnomalyNet(label_kind=label_kind).eval()
@@ -92,21 +100,38 @@ def test_anomaly_map_applies_the_final_activation(label_kind):
 
 
 def test_config_round_trip():
-    config = NetConfig(in_channels=1, label_kind="continuous", decoder_channels=[64, 32, 32, 16, 8],
-                       skip_connections=True)
+    config = NetConfig(
+        in_channels=1, label_kind="continuous", decoder_channels=[64, 32, 32, 16, 8], skip_connections=True
+    )
     assert config.decoder_channels == (64, 32, 32, 16, 8)
     assert NetConfig.from_dict(config.to_dict()) == config
     assert AnomalyNet(config).config is config
 
 
-@pytest.mark.parametrize("options, error, match", [
-    ({"in_channels": 2}, ValueError, r"in_channels must be 1 or 3, got 2"),
-    ({"label_kind": "binary"}, ValueError, r"unknown label_kind 'binary'; choose one of \['bounded', 'continuous'\]"),
-    ({"label_kind": "bounde"}, ValueError, r"Did you mean 'bounded'\?"),
-    ({"decoder_channels": (64, 32)}, ValueError, r"decoder_channels must be a sequence of 5 positive ints"),
-    ({"bottleneck_channels": (256, 0)}, ValueError, r"bottleneck_channels must be a sequence of 2 positive"),
-    ({"skip_connections": "yes"}, TypeError, r"skip_connections must be a bool, got 'yes'"),
-], ids=["channels", "label-kind", "label-kind-hint", "decoder", "bottleneck", "skips"])
+@pytest.mark.parametrize(
+    "options, error, match",
+    [
+        ({"in_channels": 2}, ValueError, r"in_channels must be 1 or 3, got 2"),
+        (
+            {"label_kind": "binary"},
+            ValueError,
+            r"unknown label_kind 'binary'; choose one of \['bounded', 'continuous'\]",
+        ),
+        ({"label_kind": "bounde"}, ValueError, r"Did you mean 'bounded'\?"),
+        (
+            {"decoder_channels": (64, 32)},
+            ValueError,
+            r"decoder_channels must be a sequence of 5 positive ints",
+        ),
+        (
+            {"bottleneck_channels": (256, 0)},
+            ValueError,
+            r"bottleneck_channels must be a sequence of 2 positive",
+        ),
+        ({"skip_connections": "yes"}, TypeError, r"skip_connections must be a bool, got 'yes'"),
+    ],
+    ids=["channels", "label-kind", "label-kind-hint", "decoder", "bottleneck", "skips"],
+)
 def test_config_rejects_bad_values(options, error, match):
     with pytest.raises(error, match=match):
         NetConfig(**options)
@@ -120,5 +145,7 @@ def test_rejections():
     net = AnomalyNet(in_channels=1)
     with pytest.raises(ValueError, match=r"images must have shape \(B, 1, H, W\), got \(2, 3, 64, 64\)"):
         net(torch.zeros(2, 3, 64, 64))
-    with pytest.raises(ValueError, match=r"logits must have shape \(B, 1, H, W\) or \(B, H, W\), got \(2, 2, 4, 4\)"):
+    with pytest.raises(
+        ValueError, match=r"logits must have shape \(B, 1, H, W\) or \(B, H, W\), got \(2, 2, 4, 4\)"
+    ):
         logits_to_anomaly_map(torch.zeros(2, 2, 4, 4), "bounded")

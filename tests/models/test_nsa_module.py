@@ -35,18 +35,34 @@ class LrRecorder(L.Callback):
 
 
 def make_trainer(tmp_path, **options):
-    defaults = dict(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                    enable_model_summary=False, default_root_dir=tmp_path)
+    defaults = dict(
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
     return L.Trainer(**{**defaults, **options})
 
 
-@pytest.mark.parametrize("label_kind, channels", [("bounded", 3), ("continuous", 1)], ids=["bce-rgb", "mse-gray"])
-def test_trains_a_few_steps_with_finite_loss(tmp_path, label_kind, channels):
+@pytest.mark.parametrize(
+    "label_kind, channels, precision, channels_last",
+    [
+        ("bounded", 3, "32-true", False),
+        ("continuous", 1, "32-true", False),
+        ("bounded", 3, "bf16-mixed", True),
+    ],
+    ids=["bce-rgb", "mse-gray", "bce-bf16-channels-last"],
+)
+def test_trains_a_few_steps_with_finite_loss(tmp_path, label_kind, channels, precision, channels_last):
     torch.manual_seed(0)
-    module = NSAModule(in_channels=channels, label_kind=label_kind)
+    module = NSAModule(in_channels=channels, label_kind=label_kind, channels_last=channels_last)
     before = module.net.head.weight.detach().clone()
-    trainer = make_trainer(tmp_path, max_steps=3)
-    trainer.fit(module, DataLoader(RandomSegmentation(channels=channels, label_kind=label_kind), batch_size=2))
+    trainer = make_trainer(tmp_path, max_steps=3, precision=precision)
+    trainer.fit(
+        module, DataLoader(RandomSegmentation(channels=channels, label_kind=label_kind), batch_size=2)
+    )
     assert trainer.global_step == 3
     loss = trainer.callback_metrics["train_loss_step"]
     assert math.isfinite(loss.item()) and loss.item() > 0
@@ -106,10 +122,18 @@ def test_predict_and_anomaly_map(tmp_path):
     dataset = RandomSegmentation(n=3, size=64)
     predictions = trainer.predict(module, DataLoader(dataset, batch_size=2))
     assert [tuple(p.shape) for p in predictions] == [(2, 64, 64), (1, 64, 64)]
+    assert all(p.dtype == torch.float32 for p in predictions)
+    bf16_predictions = make_trainer(tmp_path, precision="bf16-mixed").predict(
+        module, DataLoader(dataset, batch_size=3)
+    )
+    assert bf16_predictions[0].dtype == torch.float32
+    torch.testing.assert_close(bf16_predictions[0], torch.cat(predictions), atol=0.05, rtol=0)
 
 
 def test_validation_logs_val_loss(tmp_path):
-    trainer = make_trainer(tmp_path, max_epochs=1, limit_train_batches=1, limit_val_batches=1, num_sanity_val_steps=0)
+    trainer = make_trainer(
+        tmp_path, max_epochs=1, limit_train_batches=1, limit_val_batches=1, num_sanity_val_steps=0
+    )
     loader = DataLoader(RandomSegmentation(size=32), batch_size=2)
     trainer.fit(NSAModule(), loader, loader)
     assert math.isfinite(trainer.callback_metrics["val_loss"].item())
@@ -123,13 +147,20 @@ def test_hyperparameters_are_saved():
     assert module.net.config.label_kind == "continuous" and module.label_kind == "continuous"
 
 
-@pytest.mark.parametrize("options, match", [
-    ({"lr_interval": "epochs"}, r"unknown lr_interval 'epochs'; choose one of \['epoch', 'step'\]. Did you mean 'epoch'\?"),
-    ({"lr": 1e-6, "lr_min": 1e-3}, r"lr_min must not exceed lr, got lr=1e-06, lr_min=0.001"),
-    ({"lr": 0.0}, r"lr and lr_min must be positive, got lr=0.0, lr_min=1e-06"),
-    ({"max_epochs": 0}, r"max_epochs must be at least 1 or None, got 0"),
-    ({"label_kind": "logistic"}, r"unknown label_kind 'logistic'"),
-], ids=["interval", "lr-order", "lr-zero", "epochs", "label-kind"])
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        (
+            {"lr_interval": "epochs"},
+            r"unknown lr_interval 'epochs'; choose one of \['epoch', 'step'\]. Did you mean 'epoch'\?",
+        ),
+        ({"lr": 1e-6, "lr_min": 1e-3}, r"lr_min must not exceed lr, got lr=1e-06, lr_min=0.001"),
+        ({"lr": 0.0}, r"lr and lr_min must be positive, got lr=0.0, lr_min=1e-06"),
+        ({"max_epochs": 0}, r"max_epochs must be at least 1 or None, got 0"),
+        ({"label_kind": "logistic"}, r"unknown label_kind 'logistic'"),
+    ],
+    ids=["interval", "lr-order", "lr-zero", "epochs", "label-kind"],
+)
 def test_rejects_bad_options(options, match):
     with pytest.raises(ValueError, match=match):
         NSAModule(**options)
@@ -137,7 +168,11 @@ def test_rejects_bad_options(options, match):
 
 def test_rejects_batches_without_labels():
     module = NSAModule()
-    with pytest.raises(TypeError, match=r"a training batch must be a dict with 'image' and 'label' keys, got \['image'\]"):
+    with pytest.raises(
+        TypeError, match=r"a training batch must be a dict with 'image' and 'label' keys, got \['image'\]"
+    ):
         module.training_step({"image": torch.zeros(2, 3, 32, 32)}, 0)
-    with pytest.raises(TypeError, match=r"a batch must be an image tensor or a dict with an 'image' key, got list"):
+    with pytest.raises(
+        TypeError, match=r"a batch must be an image tensor or a dict with an 'image' key, got list"
+    ):
         module.predict_step([torch.zeros(1)], 0)

@@ -21,10 +21,18 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 def make_metadata(net_config=None, **changes):
-    values = dict(method="nsa-logistic", net=net_config or NetConfig(), preset="mvtec/bottle",
-                  preset_values={"n_max": 3, "h_bounds": [0.06, 0.8], "y0": 24.0}, resize_hw=(256, 256),
-                  crop_hw=(224, 224), mean=IMAGENET_MEAN, std=IMAGENET_STD, score_rule="mean",
-                  training={"epochs": 320, "seed": 0, "batch_size": 64})
+    values = dict(
+        method="nsa-logistic",
+        net=net_config or NetConfig(),
+        preset="mvtec/bottle",
+        preset_values={"n_max": 3, "h_bounds": [0.06, 0.8], "y0": 24.0},
+        resize_hw=(256, 256),
+        crop_hw=(224, 224),
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        score_rule="mean",
+        training={"epochs": 320, "seed": 0, "batch_size": 64},
+    )
     values.update(changes)
     return RunMetadata(**values)
 
@@ -91,6 +99,7 @@ def test_saving_over_a_run_replaces_it(run, trained_net):
 
 # ---- errors when loading ----
 
+
 def test_missing_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"run folder '.*nowhere' does not exist or is not a folder"):
         load_run(tmp_path / "nowhere")
@@ -98,14 +107,19 @@ def test_missing_folder(tmp_path):
 
 def test_folder_that_is_not_a_run(tmp_path):
     (tmp_path / "image.png").write_bytes(b"")
-    with pytest.raises(FileNotFoundError, match=r"is not an nsad run: it has no run.json \(an nsad run holds run.json "
-                                                r"and model.safetensors, written by 'nsad train'\)"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"is not an nsad run: it has no run.json \(an nsad run holds run.json "
+        r"and model.safetensors, written by 'nsad train'\)",
+    ):
         load_run(tmp_path)
 
 
 def test_json_of_something_else(tmp_path):
     (tmp_path / METADATA_NAME).write_text(json.dumps({"name": "my experiment"}))
-    with pytest.raises(RunFormatError, match=r"run.json': not an nsad run: 'format' is None, expected 'nsad-run'"):
+    with pytest.raises(
+        RunFormatError, match=r"run.json': not an nsad run: 'format' is None, expected 'nsad-run'"
+    ):
         load_run(tmp_path)
 
 
@@ -119,23 +133,48 @@ def test_unknown_format_version(run):
     data = json.loads((run / METADATA_NAME).read_text())
     data["format_version"] = 99
     (run / METADATA_NAME).write_text(json.dumps(data))
-    with pytest.raises(RunFormatError, match=r"run.json': format_version 99 is not supported by nsad .*; it reads "
-                                             r"versions \[1\] \(a newer nsad may read it\)"):
+    with pytest.raises(
+        RunFormatError,
+        match=r"run.json': format_version 99 is not supported by nsad .*; it reads "
+        r"versions \[1\] \(a newer nsad may read it\)",
+    ):
         load_run(run)
 
 
-@pytest.mark.parametrize("edit, match", [
-    (lambda d: d.update(colour="blue"), r"unknown keys \['colour'\] in run metadata; accepted keys are \["),
-    (lambda d: d.pop("mean"), r"run metadata lacks required keys \['mean'\]"),
-    (lambda d: d["net"].update(depth=18), r"unknown network config keys \['depth'\]"),
-    (lambda d: d.update(std=[0.2, 0.2]), r"std must hold 3 finite numbers \(one per input channel\), got \[0.2, 0.2\]"),
-    (lambda d: d.update(std=[0.2, 0.0, 0.2]), r"std must be positive"),
-    (lambda d: d.update(crop_hw=[224]), r"crop_hw must be \(height, width\) with positive ints or None, got \[224\]"),
-    (lambda d: d.update(threshold="high"), r"threshold must be a finite number or None, got 'high'"),
-    (lambda d: d.update(method=""), r"method must be a non-empty string, got ''"),
-    (lambda d: d["net"].update(label_kind="binary"), r"unknown label_kind 'binary'"),
-], ids=["unknown-key", "missing-key", "unknown-net-key", "std-length", "std-zero", "crop", "threshold", "method",
-        "label-kind"])
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (
+            lambda d: d.update(colour="blue"),
+            r"unknown keys \['colour'\] in run metadata; accepted keys are \[",
+        ),
+        (lambda d: d.pop("mean"), r"run metadata lacks required keys \['mean'\]"),
+        (lambda d: d["net"].update(depth=18), r"unknown network config keys \['depth'\]"),
+        (
+            lambda d: d.update(std=[0.2, 0.2]),
+            r"std must hold 3 finite numbers \(one per input channel\), got \[0.2, 0.2\]",
+        ),
+        (lambda d: d.update(std=[0.2, 0.0, 0.2]), r"std must be positive"),
+        (
+            lambda d: d.update(crop_hw=[224]),
+            r"crop_hw must be \(height, width\) with positive ints or None, got \[224\]",
+        ),
+        (lambda d: d.update(threshold="high"), r"threshold must be a finite number or None, got 'high'"),
+        (lambda d: d.update(method=""), r"method must be a non-empty string, got ''"),
+        (lambda d: d["net"].update(label_kind="binary"), r"unknown label_kind 'binary'"),
+    ],
+    ids=[
+        "unknown-key",
+        "missing-key",
+        "unknown-net-key",
+        "std-length",
+        "std-zero",
+        "crop",
+        "threshold",
+        "method",
+        "label-kind",
+    ],
+)
 def test_invalid_metadata_names_the_file(run, edit, match):
     data = json.loads((run / METADATA_NAME).read_text())
     edit(data)
@@ -150,8 +189,9 @@ def test_missing_weights(run):
         load_run(run)
 
 
-@pytest.mark.parametrize("damage", [lambda b: b[: len(b) // 2], lambda b: b"not safetensors at all"],
-                         ids=["truncated", "garbage"])
+@pytest.mark.parametrize(
+    "damage", [lambda b: b[: len(b) // 2], lambda b: b"not safetensors at all"], ids=["truncated", "garbage"]
+)
 def test_corrupt_weights(run, damage):
     path = run / WEIGHTS_NAME
     path.write_bytes(damage(path.read_bytes()))
@@ -163,8 +203,11 @@ def test_weights_that_do_not_match_the_metadata(run):
     data = json.loads((run / METADATA_NAME).read_text())
     data["net"]["skip_connections"] = True
     (run / METADATA_NAME).write_text(json.dumps(data))
-    with pytest.raises(RunFormatError, match=r"model.safetensors' does not match the network described in run.json "
-                                             r".*missing tensors: skips.0.weight, skips.1.weight"):
+    with pytest.raises(
+        RunFormatError,
+        match=r"model.safetensors' does not match the network described in run.json "
+        r".*missing tensors: skips.0.weight, skips.1.weight",
+    ):
         load_run(run)
 
 
@@ -172,8 +215,11 @@ def test_weights_with_other_shapes(run):
     data = json.loads((run / METADATA_NAME).read_text())
     data["net"]["in_channels"], data["mean"], data["std"] = 1, [0.5], [0.25]
     (run / METADATA_NAME).write_text(json.dumps(data))
-    with pytest.raises(RunFormatError, match=r"shape mismatches: stem.0.weight: file \(64, 3, 7, 7\) vs network "
-                                             r"\(64, 1, 7, 7\)"):
+    with pytest.raises(
+        RunFormatError,
+        match=r"shape mismatches: stem.0.weight: file \(64, 3, 7, 7\) vs network "
+        r"\(64, 1, 7, 7\)",
+    ):
         load_run(run)
 
 

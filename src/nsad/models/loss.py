@@ -22,8 +22,10 @@ def _match_shapes(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Ten
     if logits.ndim != 4 or logits.shape[1] != 1:
         raise ValueError(f"logits must have shape (B, 1, H, W), got {tuple(logits.shape)}")
     if labels.shape != logits.shape:
-        raise ValueError(f"labels must have shape {tuple(logits.shape)} or (B, H, W) to match the logits, "
-                         f"got {tuple(labels.shape)}")
+        raise ValueError(
+            f"labels must have shape {tuple(logits.shape)} or (B, H, W) to match the logits, "
+            f"got {tuple(labels.shape)}"
+        )
     if not labels.is_floating_point():
         raise TypeError(f"labels must be a floating-point tensor, got {labels.dtype}")
     return logits.float(), labels.float()

@@ -28,8 +28,10 @@ def _images_of(batch: Any) -> torch.Tensor:
         return batch
     if isinstance(batch, Mapping) and "image" in batch:
         return batch["image"]
-    raise TypeError(f"a batch must be an image tensor or a dict with an 'image' key, got {type(batch).__name__}"
-                    + (f" with keys {sorted(batch)}" if isinstance(batch, Mapping) else ""))
+    raise TypeError(
+        f"a batch must be an image tensor or a dict with an 'image' key, got {type(batch).__name__}"
+        + (f" with keys {sorted(batch)}" if isinstance(batch, Mapping) else "")
+    )
 
 
 class NSAModule(L.LightningModule):
@@ -81,10 +83,15 @@ class NSAModule(L.LightningModule):
         if max_epochs is not None and max_epochs < 1:
             raise ValueError(f"max_epochs must be at least 1 or None, got {max_epochs!r}")
         self.save_hyperparameters()
-        self.net = AnomalyNet(NetConfig(in_channels=in_channels, label_kind=label_kind,
-                                        bottleneck_channels=tuple(bottleneck_channels),
-                                        decoder_channels=tuple(decoder_channels),
-                                        skip_connections=skip_connections))
+        self.net = AnomalyNet(
+            NetConfig(
+                in_channels=in_channels,
+                label_kind=label_kind,
+                bottleneck_channels=tuple(bottleneck_channels),
+                decoder_channels=tuple(decoder_channels),
+                skip_connections=skip_connections,
+            )
+        )
         self.channels_last = bool(channels_last)
         if self.channels_last:
             self.net.to(memory_format=torch.channels_last)
@@ -117,8 +124,15 @@ class NSAModule(L.LightningModule):
     def validation_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """Log the loss on held-out synthetic examples as ``val_loss`` (never the test set)."""
         loss, batch_size = self._loss(batch)
-        self.log("val_loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=batch_size,
-                 sync_dist=True)
+        self.log(
+            "val_loss",
+            loss,
+            prog_bar=True,
+            on_step=False,
+            on_epoch=True,
+            batch_size=batch_size,
+            sync_dist=True,
+        )
         return loss
 
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
@@ -144,14 +158,19 @@ class NSAModule(L.LightningModule):
             return max(1, int(self.trainer.estimated_stepping_batches))
         epochs = self.hparams.max_epochs or self.trainer.max_epochs
         if epochs is None or epochs < 1:
-            raise ValueError("lr_interval='epoch' needs the schedule length: give NSAModule(max_epochs=...) or "
-                             f"Trainer(max_epochs=...), got Trainer max_epochs={self.trainer.max_epochs!r}")
+            raise ValueError(
+                "lr_interval='epoch' needs the schedule length: give NSAModule(max_epochs=...) or "
+                f"Trainer(max_epochs=...), got Trainer max_epochs={self.trainer.max_epochs!r}"
+            )
         return int(epochs)
 
     def configure_optimizers(self) -> dict[str, Any]:
         """Adam(lr) with cosine annealing to ``lr_min`` (NSA paper, Sec. 4.1)."""
         optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self._schedule_length(),
-                                                               eta_min=self.hparams.lr_min)
-        return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": scheduler, "interval": self.hparams.lr_interval, "frequency": 1}}
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=self._schedule_length(), eta_min=self.hparams.lr_min
+        )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": self.hparams.lr_interval, "frequency": 1},
+        }

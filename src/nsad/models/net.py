@@ -131,8 +131,9 @@ class _BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(out_channels)
         self.shortcut: nn.Module = nn.Identity()
         if in_channels != out_channels:
-            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, bias=False),
-                                          nn.BatchNorm2d(out_channels))
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)), inplace=True)
@@ -141,8 +142,11 @@ class _BasicBlock(nn.Module):
 
 
 def _conv_bn_relu_1x1(in_channels: int, out_channels: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels),
-                         nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
 
 
 class AnomalyNet(nn.Module):
@@ -166,7 +170,9 @@ class AnomalyNet(nn.Module):
     def __init__(self, config: NetConfig | None = None, **options: Any) -> None:
         super().__init__()
         if config is not None and options:
-            raise TypeError(f"give either config or keyword options, not both (got options {sorted(options)})")
+            raise TypeError(
+                f"give either config or keyword options, not both (got options {sorted(options)})"
+            )
         self.config = config if config is not None else NetConfig(**options)
         cfg = self.config
 
@@ -195,7 +201,8 @@ class AnomalyNet(nn.Module):
             encoder_widths = (256, 128, 64, 64)
             stage_inputs = (out, *cfg.decoder_channels[:3])
             self.skips = nn.ModuleList(
-                nn.Conv2d(enc, dec, 1, bias=False) for enc, dec in zip(encoder_widths, stage_inputs)
+                nn.Conv2d(enc, dec, 1, bias=False)
+                for enc, dec in zip(encoder_widths, stage_inputs, strict=True)
             )
 
     @property
@@ -217,8 +224,9 @@ class AnomalyNet(nn.Module):
             ValueError: if ``images`` is not 4-D or has the wrong number of channels.
         """
         if images.ndim != 4 or images.shape[1] != self.config.in_channels:
-            raise ValueError(f"images must have shape (B, {self.config.in_channels}, H, W), "
-                             f"got {tuple(images.shape)}")
+            raise ValueError(
+                f"images must have shape (B, {self.config.in_channels}, H, W), got {tuple(images.shape)}"
+            )
         height, width = images.shape[-2:]
         pad_h, pad_w = -height % STRIDE, -width % STRIDE
         x = F.pad(images, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else images

@@ -43,16 +43,28 @@ class RunFormatError(ValueError):
 def _pair(name: str, value: Any, allow_none: bool = True) -> tuple[int, int] | None:
     if value is None and allow_none:
         return None
-    if isinstance(value, str) or not isinstance(value, Sequence) or len(value) != 2 or not all(
-            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
-        raise ValueError(f"{name} must be (height, width) with positive ints{' or None' if allow_none else ''}, "
-                         f"got {value!r}")
+    if (
+        isinstance(value, str)
+        or not isinstance(value, Sequence)
+        or len(value) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+    ):
+        raise ValueError(
+            f"{name} must be (height, width) with positive ints{' or None' if allow_none else ''}, "
+            f"got {value!r}"
+        )
     return (int(value[0]), int(value[1]))
 
 
 def _floats(name: str, value: Any, length: int) -> tuple[float, ...]:
-    if isinstance(value, str) or not isinstance(value, Sequence) or len(value) != length or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value):
+    if (
+        isinstance(value, str)
+        or not isinstance(value, Sequence)
+        or len(value) != length
+        or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value
+        )
+    ):
         raise ValueError(f"{name} must hold {length} finite numbers (one per input channel), got {value!r}")
     return tuple(float(v) for v in value)
 
@@ -117,15 +129,20 @@ class RunMetadata:
         if min(self.std) <= 0:
             raise ValueError(f"std must be positive, got {self.std!r}")
         if self.threshold is not None:
-            if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)) or not math.isfinite(
-                    self.threshold):
+            if (
+                isinstance(self.threshold, bool)
+                or not isinstance(self.threshold, (int, float))
+                or not math.isfinite(self.threshold)
+            ):
                 raise ValueError(f"threshold must be a finite number or None, got {self.threshold!r}")
             object.__setattr__(self, "threshold", float(self.threshold))
         if self.format != FORMAT:
             raise ValueError(f"format must be {FORMAT!r}, got {self.format!r}")
         if self.format_version not in SUPPORTED_FORMAT_VERSIONS:
-            raise ValueError(f"format_version {self.format_version!r} is not supported by nsad {nsad.__version__}; "
-                             f"it reads versions {list(SUPPORTED_FORMAT_VERSIONS)} (a newer nsad may read it)")
+            raise ValueError(
+                f"format_version {self.format_version!r} is not supported by nsad {nsad.__version__}; "
+                f"it reads versions {list(SUPPORTED_FORMAT_VERSIONS)} (a newer nsad may read it)"
+            )
 
     @property
     def label_kind(self) -> str:
@@ -170,14 +187,19 @@ class RunMetadata:
             raise ValueError(f"not an nsad run: 'format' is {data.get('format')!r}, expected {FORMAT!r}")
         version = data.get("format_version")
         if version not in SUPPORTED_FORMAT_VERSIONS:
-            raise ValueError(f"format_version {version!r} is not supported by nsad {nsad.__version__}; it reads "
-                             f"versions {list(SUPPORTED_FORMAT_VERSIONS)} (a newer nsad may read it)")
+            raise ValueError(
+                f"format_version {version!r} is not supported by nsad {nsad.__version__}; it reads "
+                f"versions {list(SUPPORTED_FORMAT_VERSIONS)} (a newer nsad may read it)"
+            )
         fields = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - set(fields))
         if unknown:
             raise ValueError(f"unknown keys {unknown} in run metadata; accepted keys are {sorted(fields)}")
-        required = [name for name, f in fields.items()
-                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        required = [
+            name
+            for name, f in fields.items()
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        ]
         missing = [name for name in required if name not in data]
         if missing:
             raise ValueError(f"run metadata lacks required keys {missing}")
@@ -259,8 +281,10 @@ def read_metadata(folder: str | Path) -> RunMetadata:
         raise FileNotFoundError(f"run folder {str(folder)!r} does not exist or is not a folder")
     path = folder / METADATA_NAME
     if not path.is_file():
-        raise FileNotFoundError(f"{str(folder)!r} is not an nsad run: it has no {METADATA_NAME} "
-                                f"(an nsad run holds {METADATA_NAME} and {WEIGHTS_NAME}, written by 'nsad train')")
+        raise FileNotFoundError(
+            f"{str(folder)!r} is not an nsad run: it has no {METADATA_NAME} "
+            f"(an nsad run holds {METADATA_NAME} and {WEIGHTS_NAME}, written by 'nsad train')"
+        )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -309,16 +333,24 @@ def load_run(folder: str | Path, device: str | torch.device = "cpu") -> LoadedRu
     expected = net.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
-    mismatched = sorted(f"{name}: file {tuple(tensors[name].shape)} vs network {tuple(expected[name].shape)}"
-                        for name in set(expected) & set(tensors) if tensors[name].shape != expected[name].shape)
+    mismatched = sorted(
+        f"{name}: file {tuple(tensors[name].shape)} vs network {tuple(expected[name].shape)}"
+        for name in set(expected) & set(tensors)
+        if tensors[name].shape != expected[name].shape
+    )
     if missing or unexpected or mismatched:
         problems = []
-        for label, items in (("missing tensors", missing), ("unexpected tensors", unexpected),
-                             ("shape mismatches", mismatched)):
+        for label, items in (
+            ("missing tensors", missing),
+            ("unexpected tensors", unexpected),
+            ("shape mismatches", mismatched),
+        ):
             if items:
                 shown = ", ".join(items[:5]) + (f", ... ({len(items)} in all)" if len(items) > 5 else "")
                 problems.append(f"{label}: {shown}")
-        raise RunFormatError(f"{str(path)!r} does not match the network described in {METADATA_NAME} "
-                             f"({metadata.net}): " + "; ".join(problems))
+        raise RunFormatError(
+            f"{str(path)!r} does not match the network described in {METADATA_NAME} "
+            f"({metadata.net}): " + "; ".join(problems)
+        )
     net.load_state_dict(tensors, strict=True)
     return LoadedRun(net=net.to(device).eval(), metadata=metadata, folder=Path(folder))
