@@ -6,6 +6,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from nsad.models.module import NSAModule
+from nsad.models.net import NetConfig
 
 pytestmark = pytest.mark.filterwarnings("ignore:You defined a `validation_step` but have no `val_dataloader`")
 
@@ -176,3 +177,8 @@ def test_rejects_batches_without_labels():
         TypeError, match=r"a batch must be an image tensor or a dict with an 'image' key, got list"
     ):
         module.predict_step([torch.zeros(1)], 0)
+
+
+def test_module_accepts_a_net_config_as_keywords():
+    config = NetConfig(in_channels=1, label_kind="continuous", decoder_channels=(64, 32, 32, 16, 8))
+    assert NSAModule(**config.to_dict()).net.config == config

@@ -43,7 +43,11 @@ class NSAModule(L.LightningModule):
     ``lr_min`` whatever the number of epochs (a smooth version of the paper's schedule that also
     suits short runs). With ``lr_interval="epoch"`` it advances once per epoch over ``max_epochs``
     epochs (``trainer.max_epochs`` when None), as in the paper; the learning rate is ``lr_min``
-    after the last epoch.
+    after the last epoch. On ``--resume`` Lightning restores the scheduler's state, including its
+    length, so a resumed run keeps the schedule it started with.
+
+    The network options are :class:`NetConfig`'s fields, so ``NSAModule(**config.to_dict())``
+    rebuilds a module around a run's configuration.
 
     Args:
         in_channels: input channels, 3 or 1.
