@@ -61,7 +61,9 @@ def as_scores(name: str, value: object) -> np.ndarray:
         array = array.astype(np.float64, copy=False)
     # One float64 sum is finite iff every element is finite (float32 sums cannot overflow float64);
     # the per-element count runs only on failure, or when a float64 sum overflowed.
-    if not np.isfinite(np.sum(array, dtype=np.float64)):
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = np.sum(array, dtype=np.float64)
+    if not np.isfinite(total):
         n_nan = int(np.isnan(array).sum())
         n_inf = int(np.isinf(array).sum())
         if n_nan or n_inf:

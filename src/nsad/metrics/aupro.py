@@ -165,7 +165,8 @@ def _curve_blocks(ranked: Ranked, weights: np.ndarray, max_fpr: float
                   ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Yield ``(fpr, pro, thresholds)`` blocks of curve points, thresholds decreasing, (0, 0) excluded.
 
-    The last block ends at the first point whose FPR reaches ``max_fpr``. Blocks hold at most
+    With ``max_fpr < 1`` the last block ends at the first point whose FPR reaches ``max_fpr``;
+    with ``max_fpr == 1`` every point comes, including those after FPR first reaches 1. Blocks hold at most
     ``_BLOCK`` points, so the memory used beyond the sorted scores does not grow with the curve.
     """
     neg, pos = ranked.neg, ranked.pos
@@ -192,7 +193,7 @@ def _curve_blocks(ranked: Ranked, weights: np.ndarray, max_fpr: float
         block = thresholds[start:stop]  # ascending here, reversed on output
         fpr = (n_neg - np.searchsorted(neg, block, side="left"))[::-1] / n_neg
         pro = np.clip(suffix[np.searchsorted(pos, block, side="left")][::-1], 0.0, 1.0)
-        if fpr[-1] >= max_fpr:
+        if max_fpr < 1.0 and fpr[-1] >= max_fpr:
             end = int(np.searchsorted(fpr, max_fpr, side="left")) + 1
             yield fpr[:end], pro[:end], block[::-1][:end]
             return
