@@ -9,6 +9,7 @@ import pytest
 
 from nsad.metrics import (
     MeanSem,
+    UndefinedMetricWarning,
     aupro,
     category_table,
     evaluate,
@@ -73,6 +74,19 @@ def test_evaluate_by_defect_type_hand_values_image_only_custom_normal_name():
     assert table["all"]["image_auroc"] == pytest.approx(0.5)  # (2 + 1 + 0) / 6
 
 
+def test_evaluate_by_defect_type_without_normal_images_gives_nan_rows_with_warnings():
+    scores, types, maps, masks = make_set()
+    anomalous = [index for index, name in enumerate(types) if name != "good"]
+    with pytest.warns(UndefinedMetricWarning) as records:
+        table = evaluate_by_defect_type(scores[anomalous], [types[i] for i in anomalous], maps[anomalous],
+                                        masks[anomalous])
+    messages = [str(record.message) for record in records]
+    assert messages.count("image AUROC is undefined with 2 anomalous and 0 normal images: both classes are "
+                          "needed; returning NaN") == 3  # one per defect type, then 6 and 0 for "all"
+    assert all(record.filename == __file__ for record in records)  # points at the caller's line
+    assert np.isnan(table["crack"]["image_auroc"]) and not np.isnan(table["crack"]["pixel_auroc"])
+
+
 def test_evaluate_by_defect_type_rejects_bad_input():
     scores, types, maps, masks = make_set()
     with pytest.raises(ValueError, match="defect_types has 3 names but scores has 12 values"):
@@ -83,7 +97,8 @@ def test_evaluate_by_defect_type_rejects_bad_input():
         evaluate_by_defect_type(scores, types, maps)
     dirty = masks.copy()
     dirty[2, 0, 0] = 255
-    with pytest.raises(ValueError, match=r"1 images of normal type 'good' have anomalous mask pixels \(first: image 2\)"):
+    with pytest.raises(ValueError, match=r"1 images of normal type 'good' have anomalous mask pixels "
+                                         r"\(first: image 2\)"):
         evaluate_by_defect_type(scores, types, maps, dirty)
     with pytest.raises(ValueError, match="a defect type is named 'all'"):
         evaluate_by_defect_type(scores, ["all" if t == "crack" else t for t in types])
@@ -94,7 +109,8 @@ def test_evaluate_by_defect_type_rejects_bad_input():
 def test_evaluate_rejects_half_pixel_input_and_image_count_mismatch():
     scores, types, maps, masks = make_set()
     labels = [t != "good" for t in types]
-    with pytest.raises(ValueError, match="pixel metrics need both anomaly_maps and masks; anomaly_maps is None"):
+    with pytest.raises(ValueError, match="pixel metrics need both anomaly_maps and masks; "
+                                         "anomaly_maps is None"):
         evaluate(scores, labels, masks=masks)
     with pytest.raises(ValueError, match="anomaly_maps hold 11 images but scores hold 12"):
         evaluate(scores, labels, maps[1:], masks[1:])
@@ -113,7 +129,8 @@ def test_mean_sem_values():
         mean_sem([])
 
 
-@pytest.mark.parametrize("mean, sem, expected", [(0.977, 0.0031, "97.7 ± 0.3"), (0.5, float("nan"), "50.0 ± n/a"),
+@pytest.mark.parametrize("mean, sem, expected", [(0.977, 0.0031, "97.7 ± 0.3"),
+                                                (0.5, float("nan"), "50.0 ± n/a"),
                                                 (float("nan"), 0.1, "nan"), (0.9125, 0.0, "91.2 ± 0.0")],
                          ids=["typical", "one-seed", "nan", "zero-sem"])
 def test_format_mean_sem(mean, sem, expected):
@@ -150,7 +167,8 @@ def test_seed_aggregation_rejects_inconsistent_runs():
         summarize_seeds([])
     with pytest.raises(ValueError, match=r"run 1 has metrics \['aupro'\] but run 0 has \['image_auroc'\]"):
         summarize_seeds([{"image_auroc": 0.9}, {"aupro": 0.8}])
-    with pytest.raises(ValueError, match=r"every category needs the same number of seeds, got \{'a': 1, 'b': 2\}"):
+    with pytest.raises(ValueError, match=r"every category needs the same number of seeds, "
+                                         r"got \{'a': 1, 'b': 2\}"):
         category_table({"a": [{"x": 1.0}], "b": [{"x": 1.0}, {"x": 0.5}]})
     with pytest.raises(ValueError, match="category 'b' has metrics"):
         category_table({"a": [{"x": 1.0}], "b": [{"y": 1.0}]})

@@ -21,7 +21,7 @@ from nsad.metrics import UndefinedMetricWarning, aupro, pro_curve
 def reference_curve(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
     """(K + 1, 2) points (fpr, pro): a plain loop over distinct thresholds, regions from skimage."""
     regions = []
-    for image, mask in zip(maps, masks):
+    for image, mask in zip(maps, masks, strict=True):
         labels = skimage.measure.label(mask > 0, connectivity=2)  # 8-connectivity
         regions += [image[labels == index] for index in range(1, labels.max() + 1)]
     normal = maps[masks == 0]
@@ -34,7 +34,7 @@ def reference_curve(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
 def reference_area(points: np.ndarray, limit: float) -> float:
     """Segment by segment: clip each segment at ``limit``, interpolating y there."""
     area = 0.0
-    for (x0, y0), (x1, y1) in zip(points[:-1], points[1:]):
+    for (x0, y0), (x1, y1) in zip(points[:-1], points[1:], strict=True):
         if x0 >= limit:
             break
         if x1 > limit:
@@ -258,7 +258,8 @@ def test_matches_mvtec_style_algorithm_on_real_bottle_masks(bottle_dir: Path):
     masks = np.stack([read_image(path)[..., 0] for path in paths])
     masks = np.concatenate([masks, np.zeros((n_good, *masks.shape[1:]), masks.dtype)])
     rng = np.random.default_rng(5)
-    maps = rng.random(masks.shape, dtype=np.float32) + 0.4 * (masks > 0) * rng.random(masks.shape[0])[:, None, None]
+    strength = rng.random(masks.shape[0])[:, None, None]
+    maps = rng.random(masks.shape, dtype=np.float32) + 0.4 * (masks > 0) * strength
     maps = np.round(maps, 3)  # many ties
     assert aupro(maps, masks) == pytest.approx(mvtec_style_aupro(maps, masks), abs=1e-9)
 
@@ -270,7 +271,8 @@ def test_matches_mvtec_style_algorithm_on_real_bottle_masks(bottle_dir: Path):
 @pytest.mark.parametrize("case", ["no-region", "no-normal"])
 def test_undefined_returns_nan_with_warning(case):
     masks = np.zeros((2, 4, 4), np.uint8) if case == "no-region" else np.ones((2, 4, 4), np.uint8)
-    expected = "0 anomalous regions and 32 normal" if case == "no-region" else "2 anomalous regions and 0 normal"
+    expected = {"no-region": "0 anomalous regions and 32 normal",
+                "no-normal": "2 anomalous regions and 0 normal"}[case]
     with pytest.warns(UndefinedMetricWarning, match=f"AU-PRO is undefined with {expected} pixels"):
         assert np.isnan(aupro(np.zeros((2, 4, 4)), masks))
     with pytest.raises(ValueError, match="the PRO curve needs anomalous and normal pixels"):

@@ -50,8 +50,9 @@ def test_pixel_auroc_mask_encodings_agree():
     rng = np.random.default_rng(7)
     positive = rng.random((3, 8, 8)) < 0.2
     maps = rng.random(positive.shape)
-    values = [pixel_auroc(maps, mask) for mask in (positive, positive.astype(np.uint8),
-                                                      positive.astype(np.uint8) * 255, positive.astype(np.float32))]
+    encodings = (positive, positive.astype(np.uint8), positive.astype(np.uint8) * 255,
+                 positive.astype(np.float32))
+    values = [pixel_auroc(maps, mask) for mask in encodings]
     assert len(set(values)) == 1
 
 
@@ -80,7 +81,8 @@ def test_metrics_package_never_imports_torch():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-@pytest.mark.parametrize("labels, found", [([0, 0, 0], "0 anomalous and 3 normal"), ([1, 1, 1], "3 anomalous and 0 normal")],
+@pytest.mark.parametrize("labels, found", [([0, 0, 0], "0 anomalous and 3 normal"),
+                                           ([1, 1, 1], "3 anomalous and 0 normal")],
                          ids=["no-anomalous", "no-normal"])
 def test_image_auroc_with_one_class_is_nan_with_warning(labels, found):
     with pytest.warns(UndefinedMetricWarning, match=f"image AUROC is undefined with {found} images"):
@@ -88,5 +90,6 @@ def test_image_auroc_with_one_class_is_nan_with_warning(labels, found):
 
 
 def test_pixel_auroc_with_one_class_is_nan_with_warning():
-    with pytest.warns(UndefinedMetricWarning, match="pixel AUROC is undefined with 0 anomalous and 8 normal pixels"):
+    with pytest.warns(UndefinedMetricWarning,
+                      match="pixel AUROC is undefined with 0 anomalous and 8 normal pixels"):
         assert np.isnan(pixel_auroc(np.zeros((2, 2, 2)), np.zeros((2, 2, 2), np.uint8)))

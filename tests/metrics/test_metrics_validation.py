@@ -17,31 +17,36 @@ def ids(functions):
 
 @pytest.mark.parametrize("metric", PIXEL_METRICS, ids=ids(PIXEL_METRICS))
 def test_pixel_shape_mismatch(metric):
-    with pytest.raises(ValueError, match=r"anomaly_maps and masks must have the same shape, got \(2, 4, 4\) and \(2, 4, 5\)"):
+    with pytest.raises(ValueError, match=r"anomaly_maps and masks must have the same shape, "
+                                         r"got \(2, 4, 4\) and \(2, 4, 5\)"):
         metric(np.zeros((2, 4, 4)), np.zeros((2, 4, 5)))
 
 
 @pytest.mark.parametrize("metric", IMAGE_METRICS, ids=ids(IMAGE_METRICS))
 def test_image_shape_mismatch_and_wrong_ndim(metric):
-    with pytest.raises(ValueError, match=r"scores and labels must have the same shape, got \(3,\) and \(2,\)"):
+    with pytest.raises(ValueError, match=r"scores and labels must have the same shape, "
+                                         r"got \(3,\) and \(2,\)"):
         metric([0.1, 0.2, 0.3], [0, 1])
     with pytest.raises(ValueError, match=r"scores must have shape \(N,\), got \(2, 2\)"):
         metric(np.zeros((2, 2)), np.zeros((2, 2)))
 
 
 @pytest.mark.parametrize("metric", PIXEL_METRICS, ids=ids(PIXEL_METRICS))
-@pytest.mark.parametrize("bad, found", [(np.nan, "2 NaN and 0 infinite"), (np.inf, "0 NaN and 2 infinite")], ids=["nan", "inf"])
+@pytest.mark.parametrize("bad, found", [(np.nan, "2 NaN and 0 infinite"), (np.inf, "0 NaN and 2 infinite")],
+                         ids=["nan", "inf"])
 def test_pixel_non_finite_scores(metric, bad, found):
     maps = np.zeros((2, 3, 3), np.float32)
     maps[1, 0, 2] = maps[1, 2, 2] = bad
     masks = np.eye(3, dtype=np.uint8)[None].repeat(2, axis=0)
-    with pytest.raises(ValueError, match=rf"anomaly_maps must be finite; found {found} values \(first at index \(1, 0, 2\)\)"):
+    with pytest.raises(ValueError, match=rf"anomaly_maps must be finite; found {found} values "
+                                         r"\(first at index \(1, 0, 2\)\)"):
         metric(maps, masks)
 
 
 @pytest.mark.parametrize("metric", IMAGE_METRICS, ids=ids(IMAGE_METRICS))
 def test_image_non_finite_scores(metric):
-    with pytest.raises(ValueError, match=r"scores must be finite; found 0 NaN and 1 infinite values \(first at index \(1,\)\)"):
+    with pytest.raises(ValueError, match=r"scores must be finite; found 0 NaN and 1 infinite values "
+                                         r"\(first at index \(1,\)\)"):
         metric([0.1, -np.inf, 0.3], [0, 1, 1])
 
 
@@ -68,13 +73,15 @@ def test_masks_with_other_values(metric, values, message):
 
 def test_masks_list_many_values_briefly():
     masks = np.arange(16, dtype=np.uint8).reshape(1, 4, 4)
-    with pytest.raises(ValueError, match=r"found 16 distinct values: \[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, \.\.\.\]"):
+    with pytest.raises(ValueError,
+                       match=r"found 16 distinct values: \[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, \.\.\.\]"):
         pixel_auroc(np.zeros((1, 4, 4)), masks)
 
 
 @pytest.mark.parametrize("metric", IMAGE_METRICS, ids=ids(IMAGE_METRICS))
 def test_labels_other_than_zero_one(metric):
-    with pytest.raises(ValueError, match=r"labels must hold only 0 and 1 \(or bool\); found 2 distinct values: \[0, 255\]"):
+    with pytest.raises(ValueError, match=r"labels must hold only 0 and 1 \(or bool\); "
+                                         r"found 2 distinct values: \[0, 255\]"):
         metric([0.1, 0.2], [0, 255])
 
 
@@ -94,7 +101,8 @@ def test_empty_labels_with_scores():
 
 
 @pytest.mark.parametrize("value, message", [(["a", "b"], "scores must hold real numbers .* got dtype <U1"),
-                                            (np.array([1 + 2j, 3j]), "scores must hold real numbers .* got dtype complex128"),
+                                            (np.array([1 + 2j, 3j]),
+                                             "scores must hold real numbers .* got dtype complex128"),
                                             ([[1.0], [2.0, 3.0]], "scores must be array-like")],
                          ids=["strings", "complex", "ragged"])
 def test_non_numeric_scores(value, message):

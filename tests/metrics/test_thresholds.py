@@ -54,7 +54,8 @@ def test_pixel_f1_max_matches_sklearn_precision_recall_curve():
 def test_f1_max_hand_value_and_tie_break():
     # Anomalous [5, 2], normal [4, 3]: t=5 gives TP 1 FP 0, F1 = 2/3; t=2 gives TP 2 FP 2,
     # F1 = 4/6 = 2/3 as well. The highest threshold of equal maxima wins.
-    assert image_f1_max([5, 4, 3, 2], [1, 0, 0, 1]) == F1Max(f1=2 / 3, threshold=5.0, precision=1.0, recall=0.5)
+    expected = F1Max(f1=2 / 3, threshold=5.0, precision=1.0, recall=0.5)
+    assert image_f1_max([5, 4, 3, 2], [1, 0, 0, 1]) == expected
     assert image_f1_max([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]).f1 == pytest.approx(0.8)
 
 
@@ -72,7 +73,8 @@ def test_f1_max_without_anomalous_samples_is_nan_with_warning():
 
 @settings(max_examples=80, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 60), levels=st.sampled_from([2, 5, 10**6]),
-       fpr=st.sampled_from([0.0, 0.01, 0.1, 0.25, 0.5, 0.99]), dtype=st.sampled_from([np.float32, np.float64]))
+       fpr=st.sampled_from([0.0, 0.01, 0.1, 0.25, 0.5, 0.99]),
+       dtype=st.sampled_from([np.float32, np.float64]))
 def test_threshold_at_fpr_is_the_lowest_threshold_within_budget(seed, n, levels, fpr, dtype):
     rng = np.random.default_rng(seed)
     scores = (rng.integers(0, levels, n) / levels).astype(dtype)

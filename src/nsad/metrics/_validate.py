@@ -6,9 +6,13 @@ module name and converted with ``.detach().cpu()``.
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 
 import numpy as np
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 class UndefinedMetricWarning(UserWarning):
@@ -16,8 +20,14 @@ class UndefinedMetricWarning(UserWarning):
 
 
 def warn_undefined(message: str) -> float:
-    """Warn with ``message`` (an :class:`UndefinedMetricWarning`) and return NaN."""
-    warnings.warn(message, UndefinedMetricWarning, stacklevel=3)
+    """Warn with ``message`` (an :class:`UndefinedMetricWarning`) and return NaN.
+
+    The warning points at the caller's line outside ``nsad.metrics``, however deep the call.
+    """
+    frame, level = sys._getframe(0), 1  # stacklevel 1 is this function
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, UndefinedMetricWarning, stacklevel=level)
     return float("nan")
 
 

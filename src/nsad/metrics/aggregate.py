@@ -114,7 +114,7 @@ def evaluate_by_defect_type(scores: object, defect_types: Sequence[str], anomaly
         maps, mask_array = check_pixels(anomaly_maps, masks)
         if maps.shape[0] != types.size:
             raise ValueError(f"anomaly_maps hold {maps.shape[0]} images but defect_types names {types.size}")
-        dirty = np.flatnonzero(mask_array[normal].reshape(int(normal.sum()), -1).any(axis=1))
+        dirty = np.flatnonzero(mask_array[normal].any(axis=(1, 2)))
         if dirty.size:
             raise ValueError(f"{dirty.size} images of normal type {normal_type!r} have anomalous mask "
                              f"pixels (first: image {int(np.flatnonzero(normal)[dirty[0]])}); "
