@@ -130,6 +130,15 @@ def aupro(anomaly_maps: object, masks: object, fpr_limit: float = 0.3) -> float:
         TypeError: if an input is not numeric.
         ValueError: for empty, non-finite or mis-shaped maps, masks with values other than 0/1
             or 0/255 (the values found are listed), or ``fpr_limit`` outside (0, 1].
+
+    Example:
+        One 10-pixel region (row 0) and 10 normal pixels (row 1) with the same scores 0..9: every
+        threshold flags one pixel of each, so PRO = FPR and AU-PRO = (0.3^2 / 2) / 0.3 = 0.15.
+
+        >>> maps = np.tile(np.arange(10.0), (1, 2, 1))
+        >>> masks = np.array([[[1] * 10, [0] * 10]])
+        >>> round(aupro(maps, masks), 12)
+        0.15
     """
     limit = check_fraction("fpr_limit", fpr_limit, include_zero=False)
     maps, positive = check_pixels(anomaly_maps, masks)
@@ -166,8 +175,9 @@ def _curve_blocks(ranked: Ranked, weights: np.ndarray, max_fpr: float
     """Yield ``(fpr, pro, thresholds)`` blocks of curve points, thresholds decreasing, (0, 0) excluded.
 
     With ``max_fpr < 1`` the last block ends at the first point whose FPR reaches ``max_fpr``;
-    with ``max_fpr == 1`` every point comes, including those after FPR first reaches 1. Blocks hold at most
-    ``_BLOCK`` points, so the memory used beyond the sorted scores does not grow with the curve.
+    with ``max_fpr == 1`` every point comes, including those after FPR first reaches 1. Blocks
+    hold at most ``_BLOCK`` points, so the memory used beyond the sorted scores and the distinct
+    thresholds does not grow with the curve.
     """
     neg, pos = ranked.neg, ranked.pos
     n_neg = neg.size
