@@ -24,18 +24,24 @@ SMALL_HEAD = (32, 16)
 pytestmark = pytest.mark.filterwarnings("ignore:You defined a `validation_step` but have no `val_dataloader`")
 
 
-@pytest.mark.parametrize("method, classes", [("cutpaste-binary", 2), ("cutpaste-scar", 2), ("cutpaste-3way", 3)])
+@pytest.mark.parametrize(
+    "method, classes", [("cutpaste-binary", 2), ("cutpaste-scar", 2), ("cutpaste-3way", 3)]
+)
 def test_num_classes_for(method, classes):
     assert num_classes_for(method) == classes == len(CUTPASTE_CLASSES[method])
     assert CUTPASTE_CLASSES[method][0] == "normal"
 
 
 def test_num_classes_for_suggests_closest():
-    with pytest.raises(ValueError, match=r"unknown CutPaste method 'cutpaste-3-way'.*Did you mean 'cutpaste-3way'"):
+    with pytest.raises(
+        ValueError, match=r"unknown CutPaste method 'cutpaste-3-way'.*Did you mean 'cutpaste-3way'"
+    ):
         num_classes_for("cutpaste-3-way")
 
 
-@pytest.mark.parametrize("channels, classes, size", [(3, 3, 64), (1, 2, 48)], ids=["rgb-3way", "gray-binary-48px"])
+@pytest.mark.parametrize(
+    "channels, classes, size", [(3, 3, 64), (1, 2, 48)], ids=["rgb-3way", "gray-binary-48px"]
+)
 def test_net_shapes(channels, classes, size):
     net = CutPasteNet(in_channels=channels, num_classes=classes, head_dims=SMALL_HEAD).eval()
     images = torch.randn(2, channels, size, size)
@@ -61,7 +67,9 @@ def test_config_round_trip_and_rejections():
         CutPasteConfig(num_classes=4)
     with pytest.raises(ValueError, match="in_channels must be 1 or 3, got 2"):
         CutPasteConfig(in_channels=2)
-    with pytest.raises(ValueError, match="head_dims must be a non-empty sequence of positive ints, got \\(\\)"):
+    with pytest.raises(
+        ValueError, match="head_dims must be a non-empty sequence of positive ints, got \\(\\)"
+    ):
         CutPasteConfig(head_dims=())
     with pytest.raises(ValueError, match=r"unknown CutPaste config keys \['depth'\]"):
         CutPasteConfig.from_dict({"depth": 3})
@@ -97,13 +105,17 @@ def test_patch_positions_rejections():
 
 def test_embed_patches_takes_every_grid_patch():
     images = torch.arange(2 * 3 * 10 * 12, dtype=torch.float32).reshape(2, 3, 10, 12)
-    embeddings = embed_patches(lambda p: p.reshape(p.shape[0], -1), images, patch_size=4, stride=3, batch_size=5)
+    embeddings = embed_patches(
+        lambda p: p.reshape(p.shape[0], -1), images, patch_size=4, stride=3, batch_size=5
+    )
     rows, cols = patch_positions(10, 4, 3), patch_positions(12, 4, 3)
     assert embeddings.shape == (2, len(rows), len(cols), 3 * 4 * 4)
     for b in range(2):
         for i, r in enumerate(rows):
             for j, c in enumerate(cols):
-                torch.testing.assert_close(embeddings[b, i, j], images[b, :, r:r + 4, c:c + 4].reshape(-1))
+                torch.testing.assert_close(
+                    embeddings[b, i, j], images[b, :, r : r + 4, c : c + 4].reshape(-1)
+                )
 
 
 def test_embed_patches_with_the_network():
@@ -118,7 +130,9 @@ def test_patch_anomaly_map_reference_values():
     # by both row patches, so it gets their mean: [[1, 1, 2, 2], [(1+3)/2, ..., (2+4)/2], [3, 3, 4, 4]].
     scores = np.array([[1.0, 2.0], [3.0, 4.0]])
     expected = np.array([[1, 1, 2, 2], [2, 2, 3, 3], [3, 3, 4, 4]], np.float32)
-    np.testing.assert_array_equal(patch_anomaly_map(scores, (3, 4), patch_size=2, stride=2, sigma_px=0), expected)
+    np.testing.assert_array_equal(
+        patch_anomaly_map(scores, (3, 4), patch_size=2, stride=2, sigma_px=0), expected
+    )
     batched = patch_anomaly_map(torch.tensor(np.stack([scores, 2 * scores])), (3, 4), 2, 2, sigma_px=0)
     np.testing.assert_array_equal(batched, np.stack([expected, 2 * expected]))
 
@@ -130,7 +144,9 @@ def test_patch_anomaly_map_smoothing_keeps_constant_maps():
 
 
 def test_patch_anomaly_map_rejections():
-    with pytest.raises(ValueError, match=r"patch_scores must have shape \(B, 2, 2\) or \(2, 2\).*got \(3, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"patch_scores must have shape \(B, 2, 2\) or \(2, 2\).*got \(3, 2\)"
+    ):
         patch_anomaly_map(np.zeros((3, 2)), (3, 4), 2, 2)
     with pytest.raises(ValueError, match="sigma_px must be a finite number >= 0, got -1"):
         patch_anomaly_map(np.zeros((2, 2)), (3, 4), 2, 2, sigma_px=-1)
@@ -189,9 +205,16 @@ def test_module_trains_a_few_steps(tmp_path, num_classes):
     torch.manual_seed(0)
     module = CutPasteModule(num_classes=num_classes, head_dims=SMALL_HEAD)
     recorder = LrRecorder()
-    trainer = L.Trainer(max_steps=3, accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
-                        callbacks=[recorder])
+    trainer = L.Trainer(
+        max_steps=3,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        callbacks=[recorder],
+    )
     before = [p.detach().clone() for p in module.parameters()]
     trainer.fit(module, DataLoader(RandomClasses(num_classes=num_classes), batch_size=3))
     loss = trainer.callback_metrics["train_loss_step"]

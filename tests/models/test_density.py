@@ -16,7 +16,9 @@ def _data(n, d, seed=0):
     return rng.normal(size=(n, d)) @ mixing + rng.normal(scale=5.0, size=d)
 
 
-@pytest.mark.parametrize("n, d", [(10, 20), (200, 5), (50, 50), (7, 1)], ids=["n<d", "n>d", "n=d", "one-feature"])
+@pytest.mark.parametrize(
+    "n, d", [(10, 20), (200, 5), (50, 50), (7, 1)], ids=["n<d", "n>d", "n=d", "one-feature"]
+)
 def test_ledoit_wolf_matches_sklearn(n, d):
     data = _data(n, d)
     reference = LedoitWolf().fit(data)

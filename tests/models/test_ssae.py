@@ -36,18 +36,26 @@ def test_default_network_is_table_1():
     sdc = [m for m in net.modules() if isinstance(m, StackedDilatedConv)]
     assert len(sdc) == 4 and all(len(block.branches) == 5 for block in sdc)
     assert [b[0].dilation[0] for b in sdc[0].branches] == [1, 2, 4, 8, 16]
-    assert all(b[0].out_channels == 64 and b[0].kernel_size == (5, 5) for block in sdc for b in block.branches)
+    assert all(
+        b[0].out_channels == 64 and b[0].kernel_size == (5, 5) for block in sdc for b in block.branches
+    )
     assert sdc[1].branches[0][0].in_channels == 320  # 64 x 5 concatenated
     encoder = [m.out_channels for m in net.encoder.modules() if isinstance(m, torch.nn.Conv2d)]
     assert encoder == [32, 32, 64, 64, 128, 128]
-    decoder = [m.out_channels for m in net.decoder.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    decoder = [
+        m.out_channels
+        for m in net.decoder.modules()
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))
+    ]
     assert decoder == [256, 256, 256, 128, 128, 128, 64, 64, 64, 32]
     assert sum(isinstance(m, torch.nn.MaxPool2d) for m in net.modules()) == 3
     assert net.head.kernel_size == (1, 1) and net.head.out_channels == 3
     assert len(convs) == 6 + 20 + 7 + 1
 
 
-@pytest.mark.parametrize("channels, size", [(3, (32, 48)), (1, (36, 52))], ids=["rgb-multiple-of-8", "gray-padded"])
+@pytest.mark.parametrize(
+    "channels, size", [(3, (32, 48)), (1, (36, 52))], ids=["rgb-multiple-of-8", "gray-padded"]
+)
 def test_network_shape_and_range(channels, size):
     net = SSAENet(in_channels=channels, **TINY).eval()
     out = net(torch.rand(2, channels, *size))
@@ -58,7 +66,9 @@ def test_network_shape_and_range(channels, size):
 def test_internal_standardisation_is_applied():
     torch.manual_seed(0)
     plain = SSAENet(**TINY).eval()
-    standardised = SSAENet(SSAEConfig(**TINY, input_mean=(0.5, 0.5, 0.5), input_std=(0.25, 0.25, 0.25))).eval()
+    standardised = SSAENet(
+        SSAEConfig(**TINY, input_mean=(0.5, 0.5, 0.5), input_std=(0.25, 0.25, 0.25))
+    ).eval()
     standardised.load_state_dict(plain.state_dict())
     images = torch.rand(1, 3, 16, 16)
     torch.testing.assert_close(standardised(images), plain((images - 0.5) / 0.25))
@@ -148,7 +158,9 @@ def test_region_broadcasts_like_a_full_channel_mask():
     recon, target, region, _ = _arrays(seed=3)
     tensors = [torch.tensor(a) for a in (recon, target)]
     narrow = masked_loss(*tensors, torch.tensor(region), lam=0.4, error="norm")
-    wide = masked_loss(*tensors, torch.tensor(np.broadcast_to(region, recon.shape).copy()), lam=0.4, error="norm")
+    wide = masked_loss(
+        *tensors, torch.tensor(np.broadcast_to(region, recon.shape).copy()), lam=0.4, error="norm"
+    )
     no_channel = masked_loss(*tensors, torch.tensor(region[:, 0]).bool(), lam=0.4, error="norm")
     assert float(narrow) == float(wide) == float(no_channel)
 
@@ -196,8 +208,9 @@ def test_gaussian_blur_matches_scipy(sigma):
 def test_reconstruction_anomaly_map_equals_numpy():
     rng = np.random.default_rng(1)
     recon, image = rng.random((2, 2, 3, 12, 10)).astype(np.float32)
-    expected = np.stack([scipy.ndimage.gaussian_filter(m, 1.5, mode="nearest")
-                         for m in np.abs(recon - image).mean(axis=1)])
+    expected = np.stack(
+        [scipy.ndimage.gaussian_filter(m, 1.5, mode="nearest") for m in np.abs(recon - image).mean(axis=1)]
+    )
     got = reconstruction_anomaly_map(torch.tensor(recon), torch.tensor(image), sigma_px=1.5)
     assert got.shape == (2, 12, 10) and got.dtype == torch.float32
     np.testing.assert_allclose(got.numpy(), expected, atol=1e-6)
@@ -258,8 +271,7 @@ def test_calibrate_threshold_equals_linear_scan(seed):
     maps = scipy.ndimage.gaussian_filter(rng.random((3, 16, 16)), (0, 1.5, 1.5))
     maps = np.round(maps, 3)  # ties
     min_area = int(rng.integers(2, 30))
-    scan = next(t for t in np.unique(maps)
-                if all(largest_component_area(m > t) < min_area for m in maps))
+    scan = next(t for t in np.unique(maps) if all(largest_component_area(m > t) < min_area for m in maps))
     assert calibrate_threshold(maps, min_area).threshold == scan
 
 
@@ -312,13 +324,23 @@ class RandomDistortions(Dataset):
         return item
 
 
-@pytest.mark.parametrize("objective, with_change", [(1, False), (3, True), (3, False)],
-                         ids=["eq1", "eq3-change", "eq3-derived-change"])
+@pytest.mark.parametrize(
+    "objective, with_change",
+    [(1, False), (3, True), (3, False)],
+    ids=["eq1", "eq3-change", "eq3-derived-change"],
+)
 def test_module_trains_a_few_steps(tmp_path, objective, with_change):
     torch.manual_seed(0)
     module = SSAEModule(objective=objective, **TINY)
-    trainer = L.Trainer(max_steps=3, accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer = L.Trainer(
+        max_steps=3,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
     before = [p.detach().clone() for p in module.parameters()]
     trainer.fit(module, DataLoader(RandomDistortions(with_change=with_change), batch_size=2))
     assert math.isfinite(float(trainer.callback_metrics["train_loss_step"]))

@@ -102,8 +102,12 @@ class CutPasteConfig:
         if isinstance(self.num_classes, bool) or self.num_classes not in (2, 3):
             raise ValueError(f"num_classes must be 2 (binary, scar) or 3 (3-way), got {self.num_classes!r}")
         dims = self.head_dims
-        if (isinstance(dims, str) or not isinstance(dims, Sequence) or len(dims) < 1
-                or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in dims)):
+        if (
+            isinstance(dims, str)
+            or not isinstance(dims, Sequence)
+            or len(dims) < 1
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in dims)
+        ):
             raise ValueError(f"head_dims must be a non-empty sequence of positive ints, got {dims!r}")
         object.__setattr__(self, "head_dims", tuple(dims))
 
@@ -145,7 +149,9 @@ class CutPasteNet(nn.Module):
     def __init__(self, config: CutPasteConfig | None = None, **options: Any) -> None:
         super().__init__()
         if config is not None and options:
-            raise TypeError(f"give either config or keyword options, not both (got options {sorted(options)})")
+            raise TypeError(
+                f"give either config or keyword options, not both (got options {sorted(options)})"
+            )
         self.config = config if config is not None else CutPasteConfig(**options)
         cfg = self.config
         backbone = resnet18(weights=None)
@@ -168,8 +174,10 @@ class CutPasteNet(nn.Module):
                 f"images must have shape (B, {self.config.in_channels}, H, W), got {tuple(images.shape)}"
             )
         if min(images.shape[-2:]) < 32:
-            raise ValueError(f"images must be at least 32x32 pixels (ResNet-18 downsamples by 32), "
-                             f"got {tuple(images.shape[-2:])}")
+            raise ValueError(
+                f"images must be at least 32x32 pixels (ResNet-18 downsamples by 32), "
+                f"got {tuple(images.shape[-2:])}"
+            )
 
     def features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Return ``(encoder (B, 512), head (B, head_dims[-1]), logits (B, num_classes))`` in one pass."""
@@ -254,11 +262,14 @@ class CutPasteModule(L.LightningModule):
         if not 0 <= lr_min <= lr:
             raise ValueError(f"lr_min must be in [0, lr={lr!r}], got {lr_min!r}")
         if momentum < 0 or weight_decay < 0:
-            raise ValueError(f"momentum and weight_decay must be >= 0, got momentum={momentum!r}, "
-                             f"weight_decay={weight_decay!r}")
+            raise ValueError(
+                f"momentum and weight_decay must be >= 0, got momentum={momentum!r}, "
+                f"weight_decay={weight_decay!r}"
+            )
         self.save_hyperparameters()
-        self.net = CutPasteNet(CutPasteConfig(in_channels=in_channels, num_classes=num_classes,
-                                              head_dims=tuple(head_dims)))
+        self.net = CutPasteNet(
+            CutPasteConfig(in_channels=in_channels, num_classes=num_classes, head_dims=tuple(head_dims))
+        )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Return (B, num_classes) logits."""
@@ -292,7 +303,7 @@ class CutPasteModule(L.LightningModule):
 
     @torch.no_grad()
     def embed(self, images: torch.Tensor) -> torch.Tensor:
-        """Return (B, D) float32 embeddings (``embedding_layer``) computed in eval mode; the mode is restored."""
+        """Return (B, D) float32 embeddings (``embedding_layer``), computed in eval mode (mode restored)."""
         was_training = self.net.training
         self.net.eval()
         try:
@@ -307,11 +318,20 @@ class CutPasteModule(L.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         """SGD with momentum and weight decay, cosine decay per step (CutPaste's training setup)."""
-        optimizer = torch.optim.SGD(self.parameters(), lr=self.hparams.lr, momentum=self.hparams.momentum,
-                                    weight_decay=self.hparams.weight_decay)
+        optimizer = torch.optim.SGD(
+            self.parameters(),
+            lr=self.hparams.lr,
+            momentum=self.hparams.momentum,
+            weight_decay=self.hparams.weight_decay,
+        )
         steps = max(1, int(self.trainer.estimated_stepping_batches))
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps, eta_min=self.hparams.lr_min)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=steps, eta_min=self.hparams.lr_min
+        )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1},
+        }
 
 
 def patch_positions(size: int, patch_size: int, stride: int) -> np.ndarray:
@@ -332,8 +352,9 @@ def patch_positions(size: int, patch_size: int, stride: int) -> np.ndarray:
     Raises:
         ValueError: if a value is not a positive int or ``patch_size > size``.
     """
-    size, patch_size, stride = (_positive_int(n, v) for n, v in
-                                (("size", size), ("patch_size", patch_size), ("stride", stride)))
+    size, patch_size, stride = (
+        _positive_int(n, v) for n, v in (("size", size), ("patch_size", patch_size), ("stride", stride))
+    )
     if patch_size > size:
         raise ValueError(f"patch_size must not exceed the image side {size}, got {patch_size}")
     offsets = np.arange(0, size - patch_size + 1, stride, dtype=np.int64)
@@ -375,7 +396,7 @@ def embed_patches(
     rows_per_call = max(1, batch_size // max(1, n_images * len(cols)))
     chunks = []
     for start in range(0, len(rows), rows_per_call):
-        block = windows[:, :, rows[start:start + rows_per_call, None], cols[None, :]]  # (B, C, m, nw, p, p)
+        block = windows[:, :, rows[start : start + rows_per_call, None], cols[None, :]]  # (B, C, m, nw, p, p)
         m = block.shape[2]
         patches = block.permute(0, 2, 3, 1, 4, 5).reshape(-1, channels, patch_size, patch_size)
         chunks.append(embed(patches).reshape(n_images, m, len(cols), -1))
@@ -413,7 +434,11 @@ def patch_anomaly_map(
         ValueError: if the grid of ``patch_scores`` does not match ``image_size``, ``patch_size`` and
             ``stride``, the scores are not finite, or ``sigma_px`` is negative.
     """
-    scores = patch_scores.detach().cpu().numpy() if isinstance(patch_scores, torch.Tensor) else np.asarray(patch_scores)
+    scores = (
+        patch_scores.detach().cpu().numpy()
+        if isinstance(patch_scores, torch.Tensor)
+        else np.asarray(patch_scores)
+    )
     if not (isinstance(image_size, Sequence) and len(image_size) == 2):
         raise ValueError(f"image_size must be (height, width), got {image_size!r}")
     height, width = (_positive_int("image_size", v) for v in image_size)
@@ -422,15 +447,21 @@ def patch_anomaly_map(
     if single:
         scores = scores[None]
     if scores.ndim != 3 or scores.shape[1:] != (len(rows), len(cols)):
-        raise ValueError(f"patch_scores must have shape (B, {len(rows)}, {len(cols)}) or ({len(rows)}, {len(cols)}) "
-                         f"for image_size {(height, width)}, patch_size {patch_size}, stride {stride}; "
-                         f"got {scores.shape if not single else scores.shape[1:]}")
+        raise ValueError(
+            f"patch_scores must have shape (B, {len(rows)}, {len(cols)}) or ({len(rows)}, {len(cols)}) "
+            f"for image_size {(height, width)}, patch_size {patch_size}, stride {stride}; "
+            f"got {scores.shape if not single else scores.shape[1:]}"
+        )
     if not np.isfinite(scores).all():
         raise ValueError("patch_scores must be finite")
     if not (np.isfinite(sigma_px) and sigma_px >= 0):
         raise ValueError(f"sigma_px must be a finite number >= 0, got {sigma_px!r}")
-    row_cover = (np.arange(height)[None, :] >= rows[:, None]) & (np.arange(height)[None, :] < rows[:, None] + patch_size)
-    col_cover = (np.arange(width)[None, :] >= cols[:, None]) & (np.arange(width)[None, :] < cols[:, None] + patch_size)
+    row_cover = (np.arange(height)[None, :] >= rows[:, None]) & (
+        np.arange(height)[None, :] < rows[:, None] + patch_size
+    )
+    col_cover = (np.arange(width)[None, :] >= cols[:, None]) & (
+        np.arange(width)[None, :] < cols[:, None] + patch_size
+    )
     row_cover, col_cover = row_cover.astype(np.float64), col_cover.astype(np.float64)
     summed = np.einsum("iy,bij,jx->byx", row_cover, scores.astype(np.float64), col_cover, optimize=True)
     counts = np.outer(row_cover.sum(axis=0), col_cover.sum(axis=0))

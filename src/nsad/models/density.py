@@ -84,12 +84,12 @@ def estimate_ledoit_wolf(embeddings: ArrayLike, chunk_size: int = 65536) -> tupl
     n, dim = data.shape
     mean = torch.zeros(dim, dtype=torch.float64, device=data.device)
     for start in range(0, n, chunk_size):
-        mean += data[start:start + chunk_size].sum(dim=0)
+        mean += data[start : start + chunk_size].sum(dim=0)
     mean /= n
     scatter = torch.zeros(dim, dim, dtype=torch.float64, device=data.device)
     fourth = torch.zeros((), dtype=torch.float64, device=data.device)  # Σ_k ||x_k||⁴ (sklearn's beta_)
     for start in range(0, n, chunk_size):
-        centred = data[start:start + chunk_size] - mean
+        centred = data[start : start + chunk_size] - mean
         scatter += centred.T @ centred
         fourth += (centred.square().sum(dim=1).square()).sum()
     emp_cov = scatter / n
@@ -139,8 +139,10 @@ class GaussianDensity:
                 raise TypeError(f"{name} must be a torch tensor, got {type(getattr(self, name)).__name__}")
         dim = self.mean.shape[0] if self.mean.ndim == 1 else -1
         if self.mean.ndim != 1 or dim < 1 or tuple(self.precision.shape) != (dim, dim):
-            raise ValueError(f"mean must be (D,) and precision (D, D), got {tuple(self.mean.shape)} "
-                             f"and {tuple(self.precision.shape)}")
+            raise ValueError(
+                f"mean must be (D,) and precision (D, D), got {tuple(self.mean.shape)} "
+                f"and {tuple(self.precision.shape)}"
+            )
         if not 0.0 <= float(self.shrinkage) <= 1.0:
             raise ValueError(f"shrinkage must be in [0.0, 1.0], got {self.shrinkage!r}")
         object.__setattr__(self, "mean", self.mean.detach().to(torch.float64))
@@ -202,11 +204,14 @@ class GaussianDensity:
         return result.cpu().numpy() if was_numpy else result
 
     def log_density(self, embeddings: ArrayLike) -> Any:
-        """Return eq. 2's unnormalised log-density ``-1/2 (f - µ)ᵀ Σ⁻¹ (f - µ)`` (same kinds as :meth:`score`)."""
+        """Return eq. 2's unnormalised log-density ``-1/2 (f - µ)ᵀ Σ⁻¹ (f - µ)`` (kinds as :meth:`score`)."""
         return -0.5 * self.score(embeddings, squared=True)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        """Return ``{"mean": (D,), "precision": (D, D), "shrinkage": ()}`` float64 CPU tensors (for safetensors)."""
+        """Return ``{"mean": (D,), "precision": (D, D), "shrinkage": ()}`` float64 CPU tensors.
+
+        The dict can be written with ``safetensors.torch.save`` as is.
+        """
         return {
             "mean": self.mean.detach().cpu().contiguous(),
             "precision": self.precision.detach().cpu().contiguous(),
@@ -224,8 +229,10 @@ class GaussianDensity:
         missing = sorted(set(STATE_KEYS) - set(state))
         unknown = sorted(set(state) - set(STATE_KEYS))
         if missing or unknown:
-            raise ValueError(f"a GaussianDensity state needs exactly the keys {list(STATE_KEYS)}; "
-                             f"missing {missing}, unknown {unknown}")
+            raise ValueError(
+                f"a GaussianDensity state needs exactly the keys {list(STATE_KEYS)}; "
+                f"missing {missing}, unknown {unknown}"
+            )
         mean, _ = _to_float64("mean", state["mean"])
         precision, _ = _to_float64("precision", state["precision"])
         shrinkage, _ = _to_float64("shrinkage", state["shrinkage"])

@@ -51,8 +51,12 @@ STRIDE = 8
 
 
 def _int_tuple(name: str, value: Any, min_len: int = 1) -> tuple[int, ...]:
-    if (isinstance(value, str) or not isinstance(value, Sequence) or len(value) < min_len
-            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)):
+    if (
+        isinstance(value, str)
+        or not isinstance(value, Sequence)
+        or len(value) < min_len
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+    ):
         raise ValueError(f"{name} must be a sequence of at least {min_len} positive ints, got {value!r}")
     return tuple(int(v) for v in value)
 
@@ -60,8 +64,14 @@ def _int_tuple(name: str, value: Any, min_len: int = 1) -> tuple[int, ...]:
 def _float_tuple_or_none(name: str, value: Any, length: int) -> tuple[float, ...] | None:
     if value is None:
         return None
-    if (isinstance(value, str) or not isinstance(value, Sequence) or len(value) != length
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)):
+    if (
+        isinstance(value, str)
+        or not isinstance(value, Sequence)
+        or len(value) != length
+        or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value
+        )
+    ):
         raise ValueError(f"{name} must be None or {length} finite numbers (one per channel), got {value!r}")
     return tuple(float(v) for v in value)
 
@@ -107,8 +117,11 @@ class SSAEConfig:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if self.sdc_kernel_size % 2 == 0:
             raise ValueError(f"sdc_kernel_size must be odd (same-size output), got {self.sdc_kernel_size!r}")
-        if self.sdc_channels is not None and (isinstance(self.sdc_channels, bool)
-                                              or not isinstance(self.sdc_channels, int) or self.sdc_channels < 1):
+        if self.sdc_channels is not None and (
+            isinstance(self.sdc_channels, bool)
+            or not isinstance(self.sdc_channels, int)
+            or self.sdc_channels < 1
+        ):
             raise ValueError(f"sdc_channels must be None or a positive int, got {self.sdc_channels!r}")
         object.__setattr__(self, "dilations", _int_tuple("dilations", self.dilations))
         mean = _float_tuple_or_none("input_mean", self.input_mean, self.in_channels)
@@ -143,7 +156,9 @@ class SSAEConfig:
         return cls(**dict(data))
 
 
-def _conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int = 3, dilation: int = 1) -> nn.Sequential:
+def _conv_bn_relu(
+    in_channels: int, out_channels: int, kernel_size: int = 3, dilation: int = 1
+) -> nn.Sequential:
     padding = dilation * (kernel_size - 1) // 2
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, dilation=dilation, bias=False),
@@ -162,7 +177,7 @@ def _up_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
 
 
 class StackedDilatedConv(nn.Module):
-    """SDC block: parallel dilated convolutions of one input, outputs concatenated (Table 1, ``SDC_{1,2,4,8,16}``).
+    """SDC block: parallel dilated convolutions of one input, concatenated (Table 1, ``SDC_{1,2,4,8,16}``).
 
     Each branch is ``Conv(k x k, dilation r) -> BatchNorm -> ReLU`` with ``width`` filters; with
     five rates and 64 filters the block outputs 64 x 5 = 320 channels at the input's resolution.
@@ -173,6 +188,7 @@ class StackedDilatedConv(nn.Module):
         self.branches = nn.ModuleList(_conv_bn_relu(in_channels, width, kernel_size, r) for r in dilations)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return (B, width * len(dilations), H, W): the branches' outputs, concatenated."""
         return torch.cat([branch(x) for branch in self.branches], dim=1)
 
 
@@ -218,14 +234,22 @@ class SSAENet(nn.Module):
     def __init__(self, config: SSAEConfig | None = None, **options: Any) -> None:
         super().__init__()
         if config is not None and options:
-            raise TypeError(f"give either config or keyword options, not both (got options {sorted(options)})")
+            raise TypeError(
+                f"give either config or keyword options, not both (got options {sorted(options)})"
+            )
         self.config = config if config is not None else SSAEConfig(**options)
         cfg = self.config
         c, w, k = cfg.base_channels, cfg.sdc_width, cfg.sdc_kernel_size
         self.encoder = nn.Sequential(
-            _conv_bn_relu(cfg.in_channels, c), _conv_bn_relu(c, c), nn.MaxPool2d(2, 2),
-            _conv_bn_relu(c, 2 * c), _conv_bn_relu(2 * c, 2 * c), nn.MaxPool2d(2, 2),
-            _conv_bn_relu(2 * c, 4 * c), _conv_bn_relu(4 * c, 4 * c), nn.MaxPool2d(2, 2),
+            _conv_bn_relu(cfg.in_channels, c),
+            _conv_bn_relu(c, c),
+            nn.MaxPool2d(2, 2),
+            _conv_bn_relu(c, 2 * c),
+            _conv_bn_relu(2 * c, 2 * c),
+            nn.MaxPool2d(2, 2),
+            _conv_bn_relu(2 * c, 4 * c),
+            _conv_bn_relu(4 * c, 4 * c),
+            nn.MaxPool2d(2, 2),
         )
         blocks, width = [], 4 * c
         for _ in range(cfg.sdc_blocks):
@@ -234,9 +258,15 @@ class SSAENet(nn.Module):
         self.sdc = nn.Sequential(*blocks)
         self.decoder = nn.Sequential(
             _conv_bn_relu(width, 8 * c),
-            _up_bn_relu(8 * c, 8 * c), _conv_bn_relu(8 * c, 8 * c), _conv_bn_relu(8 * c, 4 * c),
-            _up_bn_relu(4 * c, 4 * c), _conv_bn_relu(4 * c, 4 * c), _conv_bn_relu(4 * c, 2 * c),
-            _up_bn_relu(2 * c, 2 * c), _conv_bn_relu(2 * c, 2 * c), _conv_bn_relu(2 * c, c),
+            _up_bn_relu(8 * c, 8 * c),
+            _conv_bn_relu(8 * c, 8 * c),
+            _conv_bn_relu(8 * c, 4 * c),
+            _up_bn_relu(4 * c, 4 * c),
+            _conv_bn_relu(4 * c, 4 * c),
+            _conv_bn_relu(4 * c, 2 * c),
+            _up_bn_relu(2 * c, 2 * c),
+            _conv_bn_relu(2 * c, 2 * c),
+            _conv_bn_relu(2 * c, c),
         )
         # No batch norm in the last layer: the paper saw gridding artefacts with it (Sec. 3.3).
         self.head = nn.Conv2d(c, cfg.in_channels, kernel_size=1)
@@ -258,7 +288,9 @@ class SSAENet(nn.Module):
             ValueError: if ``images`` is not 4-D or has the wrong number of channels.
         """
         if images.ndim != 4 or images.shape[1] != self.config.in_channels:
-            raise ValueError(f"images must have shape (B, {self.config.in_channels}, H, W), got {tuple(images.shape)}")
+            raise ValueError(
+                f"images must have shape (B, {self.config.in_channels}, H, W), got {tuple(images.shape)}"
+            )
         height, width = images.shape[-2:]
         x = images
         if self.config.input_mean is not None:
@@ -278,10 +310,16 @@ class SSAENet(nn.Module):
 def _broadcast_mask(name: str, mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     if mask.ndim == 3:
         mask = mask[:, None]
-    if mask.ndim != 4 or mask.shape[0] != like.shape[0] or mask.shape[-2:] != like.shape[-2:] \
-            or mask.shape[1] not in (1, like.shape[1]):
-        raise ValueError(f"{name} must have shape (B, 1, H, W), (B, H, W) or (B, C, H, W) matching "
-                         f"{tuple(like.shape)}, got {tuple(mask.shape)}")
+    if (
+        mask.ndim != 4
+        or mask.shape[0] != like.shape[0]
+        or mask.shape[-2:] != like.shape[-2:]
+        or mask.shape[1] not in (1, like.shape[1])
+    ):
+        raise ValueError(
+            f"{name} must have shape (B, 1, H, W), (B, H, W) or (B, C, H, W) matching "
+            f"{tuple(like.shape)}, got {tuple(mask.shape)}"
+        )
     return mask.to(like.dtype).expand_as(like)
 
 
@@ -291,13 +329,17 @@ def _weighted_term(weights: torch.Tensor, error: torch.Tensor, kind: str) -> tor
     if kind == "norm":
         numerator = numerator.sqrt()
     area = weights.abs().flatten(1).sum(dim=1)
-    return torch.where(area > 0, numerator / area.clamp_min(torch.finfo(area.dtype).tiny), torch.zeros_like(area))
+    return torch.where(
+        area > 0, numerator / area.clamp_min(torch.finfo(area.dtype).tiny), torch.zeros_like(area)
+    )
 
 
 def _check_pair(reconstruction: torch.Tensor, target: torch.Tensor, lam: float, error: str) -> None:
     if reconstruction.ndim != 4 or reconstruction.shape != target.shape:
-        raise ValueError(f"reconstruction and target must be (B, C, H, W) of the same shape, got "
-                         f"{tuple(reconstruction.shape)} and {tuple(target.shape)}")
+        raise ValueError(
+            f"reconstruction and target must be (B, C, H, W) of the same shape, got "
+            f"{tuple(reconstruction.shape)} and {tuple(target.shape)}"
+        )
     check_range("lam", lam, 0.0, 1.0)
     check_choice("error", error, ERROR_KINDS)
 
@@ -392,9 +434,13 @@ def ssae_loss(
     """Objective (1), (2) or (3) of paper 003 (see :func:`masked_loss`, :func:`change_weighted_loss`).
 
     Args:
-        reconstruction, target, region, lam, error: as in :func:`masked_loss`.
+        reconstruction: (B, C, H, W) ``F(X̂)``.
+        target: (B, C, H, W) the clean image ``X``.
+        region: mask ``M`` as in :func:`masked_loss`.
         objective: 1, 2 (eq. 3 with the binary ``M`` as weight) or 3.
-        change: ``|X̂ - X|``, required for objective 3.
+        lam: ``λ`` in [0, 1].
+        change: ``|X̂ - X|`` as in :func:`change_weighted_loss`, required for objective 3.
+        error: ``squared`` or ``norm``.
 
     Raises:
         ValueError: for an unknown ``objective``, a missing ``change`` for objective 3, or the
@@ -441,7 +487,9 @@ def gaussian_blur(maps: torch.Tensor, sigma_px: float) -> torch.Tensor:
     return x[:, 0]
 
 
-def reconstruction_anomaly_map(reconstruction: torch.Tensor, image: torch.Tensor, sigma_px: float = 4.0) -> torch.Tensor:
+def reconstruction_anomaly_map(
+    reconstruction: torch.Tensor, image: torch.Tensor, sigma_px: float = 4.0
+) -> torch.Tensor:
     """Heatmap of paper 003, Sec. 3.1: channel mean of ``|F(X) - X|``, smoothed with a Gaussian.
 
     ``A = G_σ * (1/C Σ_c |F(X)_c - X_c|)``. The paper gives no ``σ``; 4 px is our default.
@@ -458,8 +506,10 @@ def reconstruction_anomaly_map(reconstruction: torch.Tensor, image: torch.Tensor
         ValueError: for mismatched shapes or a negative ``sigma_px``.
     """
     if reconstruction.ndim != 4 or reconstruction.shape != image.shape:
-        raise ValueError(f"reconstruction and image must be (B, C, H, W) of the same shape, got "
-                         f"{tuple(reconstruction.shape)} and {tuple(image.shape)}")
+        raise ValueError(
+            f"reconstruction and image must be (B, C, H, W) of the same shape, got "
+            f"{tuple(reconstruction.shape)} and {tuple(image.shape)}"
+        )
     error = (reconstruction.float() - image.float()).abs().mean(dim=1)
     return gaussian_blur(error, sigma_px)
 
@@ -470,7 +520,9 @@ def _as_numpy_maps(name: str, maps: Any) -> np.ndarray:
     elif isinstance(maps, Sequence) and not isinstance(maps, str):
         maps = np.stack([np.asarray(m) for m in maps]) if len(maps) else np.empty((0, 0, 0))
     if not isinstance(maps, np.ndarray):
-        raise TypeError(f"{name} must be a numpy array, a tensor or a list of 2-D maps, got {type(maps).__name__}")
+        raise TypeError(
+            f"{name} must be a numpy array, a tensor or a list of 2-D maps, got {type(maps).__name__}"
+        )
     if maps.ndim == 2:
         maps = maps[None]
     if maps.ndim != 3 or maps.shape[0] == 0 or maps.shape[1] == 0 or maps.shape[2] == 0:
@@ -500,7 +552,7 @@ def largest_component_area(mask: np.ndarray, connectivity: int = 8) -> int:
 
 @dataclass(frozen=True)
 class DefectThreshold:
-    """The decision rule of paper 003, Sec. 4.2: ``score > threshold`` in components of ``min_area`` or more pixels.
+    """Paper 003, Sec. 4.2: a defect is ``score > threshold`` in a component of ``min_area`` or more pixels.
 
     Attributes:
         threshold: anomaly-score threshold (strict: a pixel is anomalous when its score exceeds it).
@@ -515,7 +567,11 @@ class DefectThreshold:
     def __post_init__(self) -> None:
         if not math.isfinite(self.threshold):
             raise ValueError(f"threshold must be finite, got {self.threshold!r}")
-        if isinstance(self.min_area, bool) or not isinstance(self.min_area, (int, np.integer)) or self.min_area < 1:
+        if (
+            isinstance(self.min_area, bool)
+            or not isinstance(self.min_area, (int, np.integer))
+            or self.min_area < 1
+        ):
             raise ValueError(f"min_area must be a positive int (pixels), got {self.min_area!r}")
         _structure(self.connectivity)
         object.__setattr__(self, "threshold", float(self.threshold))
@@ -664,14 +720,22 @@ class SSAEModule(L.LightningModule):
         needed = ("image", "target", "region")
         if not isinstance(batch, Mapping) or any(key not in batch for key in needed):
             keys = sorted(batch) if isinstance(batch, Mapping) else type(batch).__name__
-            raise TypeError(f"an SSAE batch must be a dict with keys {list(needed)} (and optionally 'change'), "
-                            f"got {keys}")
+            raise TypeError(
+                f"an SSAE batch must be a dict with keys {list(needed)} (and optionally 'change'), got {keys}"
+            )
         images, targets = batch["image"], batch["target"]
         change = batch.get("change")
         if change is None and self.hparams.objective == 3:
             change = (images - targets).abs()
-        loss = ssae_loss(self(images), targets, batch["region"], objective=self.hparams.objective,
-                         lam=self.hparams.lam, change=change, error=self.hparams.error)
+        loss = ssae_loss(
+            self(images),
+            targets,
+            batch["region"],
+            objective=self.hparams.objective,
+            lam=self.hparams.lam,
+            change=change,
+            error=self.hparams.error,
+        )
         return loss, images.shape[0]
 
     def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
