@@ -39,7 +39,7 @@ engine) and ``dst_clone`` (the ``BLEND_BACKENDS`` adapter with ``cv2.seamlessClo
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import cv2
 import numpy as np
@@ -53,62 +53,81 @@ _ERODE_KERNEL = np.ones((7, 7), np.uint8)
 _DENSE_MAX_SIDE = 160
 
 
-@lru_cache(maxsize=None)
+@cache
 def _sine_matrix(n: int) -> np.ndarray:
     """Orthonormal type-I DST matrix ``sqrt(2 / (n + 1)) sin(π j k / (n + 1))``, j, k = 1..n (float32)."""
     k = np.arange(1, n + 1, dtype=np.float64)
     return (np.sqrt(2.0 / (n + 1)) * np.sin(np.pi / (n + 1) * np.outer(k, k))).astype(np.float32)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _eigenvalues(n: int) -> np.ndarray:
     """Eigenvalues ``2 cos(π k / (n + 1)) - 2``, k = 1..n, of the 1-D Dirichlet Laplacian (float32)."""
     return (2.0 * np.cos(np.pi * np.arange(1, n + 1) / (n + 1)) - 2.0).astype(np.float32)
 
 
-def _guidance_divergence(s: np.ndarray, d: np.ndarray, eroded: np.ndarray, mode: str) -> np.ndarray:
-    """Right-hand side ``div(w * grad(s - d))`` on the box interior.
+def _guidance_divergence(s: np.ndarray, d: np.ndarray, m: np.ndarray, mode: str) -> np.ndarray:
+    """Right-hand side ``div(w * grad(s - d))`` around the pixels whose edges take source gradients.
+
+    Only the pixels of the eroded mask's bounding box carry a guidance term (``w`` is zero
+    elsewhere), so everything is computed on that region plus one row and column.
 
     Args:
-        s: (h, C, w) float32 source box (rows, channels, columns: both transforms are then single
-            matrix products).
-        d: (h, C, w) float32 destination box.
-        eroded: (h, w) uint8 eroded mask, non-zero where source gradients may be used.
+        s: (r + 1, C, c + 1) float32 source region (rows, channels, columns: both transforms are
+            then single matrix products).
+        d: (r + 1, C, c + 1) float32 destination region.
+        m: (r, c) bool eroded mask on the region: the pixels ``p`` whose edges ``p -> p + x`` and
+            ``p -> p + y`` may take source differences.
         mode: ``normal`` or ``mixed``.
 
     Returns:
-        (h - 2, C, w - 2) float32 divergence at the interior pixels.
+        (r + 1, C, c + 1) float32 divergence at the region's pixels (its last row and column
+        receive the outflow of the edges ending there).
     """
-    m = eroded[:-1, None, :-1] != 0                      # w at pixel p, for the edges p->p+x and p->p+y
+    w = m[:, None, :]
     e = s - d
-    ex = e[:-1, :, 1:] - e[:-1, :, :-1]                  # forward differences at rows 0..h-2, cols 0..w-2
+    ex = e[:-1, :, 1:] - e[:-1, :, :-1]                  # forward differences at the region's pixels
     ey = e[1:, :, :-1] - e[:-1, :, :-1]
     if mode == "mixed":
         # |sx - sy| = |s[p+x] - s[p+y]|; OpenCV keeps the source where it is strictly larger.
         src_var = np.abs(s[:-1, :, 1:] - s[1:, :, :-1])
         dst_var = np.abs(d[:-1, :, 1:] - d[1:, :, :-1])
-        m = (src_var > dst_var) & m
-    ex *= m
-    ey *= m
-    f = ex[1:, :, 1:] - ex[1:, :, :-1]
-    f += ey[1:, :, 1:]
-    f -= ey[:-1, :, 1:]
+        w = (src_var > dst_var) & w
+    ex *= w
+    ey *= w
+    f = np.zeros(s.shape, np.float32)
+    np.add(ex, ey, out=f[:-1, :, :-1])                   # div g[p] = gx[p] - gx[p-x] + gy[p] - gy[p-y]
+    f[:-1, :, 1:] -= ex
+    f[1:, :, :-1] -= ey
     return f
 
 
-def _solve_dirichlet(f: np.ndarray) -> np.ndarray:
-    """Solve ``Δv = f`` on an (ny, C, nx) interior with ``v = 0`` outside, by a type-I DST (float32)."""
-    ny, channels, nx = f.shape
+def _solve_dirichlet(f: np.ndarray, offset: tuple[int, int], interior: tuple[int, int]) -> np.ndarray:
+    """Solve ``Δv = f`` on an interior with ``v = 0`` outside it, by a type-I DST (float32).
+
+    Args:
+        f: (r, C, c) right-hand side, zero outside this block of the interior.
+        offset: (row, column) of the block's first pixel in the interior.
+        interior: (ny, nx) interior size (the box less its one-pixel ring).
+
+    Returns:
+        (ny, C, nx) float32 solution.
+    """
+    (r0, c0), (ny, nx) = offset, interior
+    rows, channels, cols = f.shape
     denominator = _eigenvalues(ny)[:, None, None] + _eigenvalues(nx)
     if max(ny, nx) > _DENSE_MAX_SIDE:
-        spectrum = scipy.fft.dstn(f, type=1, axes=(0, 2), norm="ortho", workers=1)
+        full = np.zeros((ny, channels, nx), np.float32)
+        full[r0:r0 + rows, :, c0:c0 + cols] = f
+        spectrum = scipy.fft.dstn(full, type=1, axes=(0, 2), norm="ortho", workers=1)
         spectrum /= denominator
         return scipy.fft.idstn(spectrum, type=1, axes=(0, 2), norm="ortho", workers=1)
     sy, sx = _sine_matrix(ny), _sine_matrix(nx)
-    spectrum = (sy @ f.reshape(ny, channels * nx)).reshape(ny * channels, nx) @ sx
-    spectrum = spectrum.reshape(ny, channels, nx)
+    spectrum = (sy[:, r0:r0 + rows] @ f.reshape(rows, channels * cols)).reshape(ny * channels, cols)
+    spectrum = (spectrum @ sx[c0:c0 + cols]).reshape(ny, channels, nx)
     spectrum /= denominator
-    return ((sy @ spectrum.reshape(ny, channels * nx)).reshape(ny * channels, nx) @ sx).reshape(ny, channels, nx)
+    v = (sy @ spectrum.reshape(ny, channels * nx)).reshape(ny * channels, nx) @ sx
+    return v.reshape(ny, channels, nx)
 
 
 def _as_mask_u8(mask: np.ndarray) -> np.ndarray:
@@ -165,11 +184,16 @@ def blend_into(out: np.ndarray, src_crop: np.ndarray, mask_crop: np.ndarray, top
                          f"{out.shape[0]})")
     if h < 3 or w < 3:
         return                                           # no interior pixel: OpenCV's ring is all of it
-    box = out[y:y + h, x:x + w]
-    s = src_crop.transpose(0, 2, 1).astype(np.float32)
-    d = box.transpose(0, 2, 1).astype(np.float32)
     eroded = cv2.erode(_as_mask_u8(mask_crop), _ERODE_KERNEL, borderType=cv2.BORDER_CONSTANT, borderValue=0)
-    v = _solve_dirichlet(_guidance_divergence(s, d, eroded, mode))
+    cx, cy, cw, ch = cv2.boundingRect(eroded)            # at least 3 px from the box's edges
+    if not cw:
+        return                                           # no source gradient anywhere: u = out's box
+    box = out[y:y + h, x:x + w]
+    d = box.transpose(0, 2, 1).astype(np.float32)
+    region = (slice(cy, cy + ch + 1), slice(cx, cx + cw + 1))
+    s = src_crop[region].transpose(0, 2, 1).astype(np.float32)
+    f = _guidance_divergence(s, d[region[0], :, region[1]], eroded[cy:cy + ch, cx:cx + cw] != 0, mode)
+    v = _solve_dirichlet(f, (cy - 1, cx - 1), (h - 2, w - 2))
     v += d[1:-1, :, 1:-1]
     np.clip(v, 0.0, _MAX_LEVEL[out.dtype], out=v)
     levels = v.astype(out.dtype)                         # truncation towards zero, as OpenCV

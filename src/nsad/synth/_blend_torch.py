@@ -26,7 +26,6 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from nsad.synth._blend_dst import opencv_mask_box
 
@@ -49,16 +48,32 @@ def _exact_float32(device: torch.device) -> Iterator[None]:
             torch.set_float32_matmul_precision(previous)
 
 
-def _sine_matrices(n: torch.Tensor, size: int) -> torch.Tensor:
+_TABLE_MAX = 256                  # cache DST matrices for interiors up to this many pixels per side
+_SINE_TABLES: dict[str, torch.Tensor] = {}
+
+
+def _sine_matrices_direct(n: torch.Tensor, size: int) -> torch.Tensor:
     """Orthonormal type-I DST matrices of sizes ``n`` (B,), zero-padded to (B, size, size), float32."""
     k = torch.arange(1, size + 1, device=n.device)
-    period = 2 * (n + 1)
     # j*k mod 2(n+1) keeps sin's argument small: float32 sin of ~n^2 radians would lose digits.
-    phase = torch.outer(k, k)[None] % period[:, None, None]
-    angle = phase.to(torch.float32) * (math.pi / (n + 1).to(torch.float32))[:, None, None]
-    valid = (k[None, :] <= n[:, None]).to(torch.float32)
-    scale = torch.sqrt(2.0 / (n + 1).to(torch.float32))
-    return torch.sin(angle) * (scale[:, None, None] * valid[:, :, None] * valid[:, None, :])
+    phase = torch.outer(k, k)[None] % (2 * (n + 1))[:, None, None]
+    nf = (n + 1).to(torch.float32)
+    angle = phase.to(torch.float32) * (math.pi / nf)[:, None, None]
+    valid = (k[None, :] <= n[:, None]).to(torch.float32) * torch.sqrt(2.0 / nf)[:, None]
+    return torch.sin(angle) * valid[:, :, None] * (k[None, :] <= n[:, None]).to(torch.float32)[:, None, :]
+
+
+def _sine_matrices(n: torch.Tensor, size: int) -> torch.Tensor:
+    """``_sine_matrices_direct`` through a per-device table ``table[n] = S_n`` padded (built once)."""
+    if size > _TABLE_MAX:
+        return _sine_matrices_direct(n, size)
+    key = str(n.device)
+    table = _SINE_TABLES.get(key)
+    if table is None or table.shape[1] < size:
+        full = max(size, 96)
+        table = _sine_matrices_direct(torch.arange(full + 1, device=n.device), full)
+        _SINE_TABLES[key] = table
+    return table[n, :size, :size]
 
 
 def _eigenvalues(n: torch.Tensor, size: int) -> torch.Tensor:
@@ -69,10 +84,17 @@ def _eigenvalues(n: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def _erode7(mask: torch.Tensor) -> torch.Tensor:
-    """7x7 binary erosion of a (B, P, Q) float mask with zeros outside (OpenCV's 3 x 3x3 iterations)."""
-    padded = F.pad(mask[:, None], (3, 3, 3, 3), value=0.0)
-    eroded = -F.max_pool2d(-padded, (7, 1), stride=1)
-    return -F.max_pool2d(-eroded, (1, 7), stride=1)[:, 0]
+    """7x7 binary erosion of a (B, P, Q) bool mask with False outside (OpenCV's 3 x 3x3 iterations)."""
+    batch, rows, cols = mask.shape
+    padded = mask.new_zeros((batch, rows + 6, cols + 6))
+    padded[:, 3:-3, 3:-3] = mask
+    vertical = padded[:, :rows]
+    for k in range(1, 7):
+        vertical = vertical & padded[:, k:k + rows]
+    eroded = vertical[:, :, :cols]
+    for k in range(1, 7):
+        eroded = eroded & vertical[:, :, k:k + cols]
+    return eroded
 
 
 def _check_batch(images: torch.Tensor, src: torch.Tensor, masks: torch.Tensor, boxes: torch.Tensor,
@@ -102,14 +124,14 @@ def _check_batch(images: torch.Tensor, src: torch.Tensor, masks: torch.Tensor, b
         y + h > images.shape[2])
     if bad.any():
         b = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"box {b} (x, y, w, h) = {tuple(box[b])} must have 1 <= w <= {cols}, 1 <= h <= {rows} "
-                         f"and lie inside the {images.shape[3]}x{images.shape[2]} image")
+        raise ValueError(f"box {b} (x, y, w, h) = {tuple(box[b].tolist())} must have 1 <= w <= {cols}, "
+                         f"1 <= h <= {rows} and lie inside the {images.shape[3]}x{images.shape[2]} image")
     return box
 
 
 def poisson_blend_batch(images: torch.Tensor, src: torch.Tensor, masks: torch.Tensor, boxes: torch.Tensor,
                         mode: str = "normal", index: torch.Tensor | None = None,
-                        max_value: float = 1.0) -> torch.Tensor:
+                        max_value: float = 1.0, inplace: bool = False) -> torch.Tensor:
     """Poisson-blend B patches into images at once (OpenCV's discretisation, see ``_blend_dst``).
 
     Patch ``b`` is ``src[b, :, :h, :w]`` with mask ``masks[b, :h, :w]``; it goes into image
@@ -129,66 +151,90 @@ def poisson_blend_batch(images: torch.Tensor, src: torch.Tensor, masks: torch.Te
         mode: ``normal`` (NORMAL_CLONE) or ``mixed`` (MIXED_CLONE), for all patches.
         index: (B,) distinct image indices; None means ``arange(B)`` (then N must equal B).
         max_value: for floating-point images only, the upper clamp (levels are not truncated).
+        inplace: write into ``images`` and return it instead of a copy (saves a copy of the
+            batch when the caller owns it).
 
     Returns:
-        A new tensor like ``images`` with the patches blended in; integer images are truncated to
-        their levels as OpenCV does.
+        A new tensor like ``images`` (``images`` itself with ``inplace``) with the patches blended
+        in; integer images are truncated to their levels as OpenCV does.
 
     Raises:
         ValueError: for an unknown mode, inconsistent shapes, a repeated or out-of-range index,
             or a box that is empty, larger than the padded patch, or not inside its image.
         TypeError: for an image dtype other than uint8, uint16 or floating point.
     """
-    device = images.device
+    boxes = torch.as_tensor(boxes)
     if index is None:
         if images.shape[0] != src.shape[0]:
             raise ValueError(f"without index, images ({images.shape[0]}) and src ({src.shape[0]}) must hold "
                              "as many entries")
         index = torch.arange(src.shape[0])
-    box = _check_batch(images, src, masks, boxes, mode, index)
-    out = images.clone()
+    box = _check_batch(images, src, masks, boxes, mode, torch.as_tensor(index))
+    out = images if inplace else images.clone()
     batch, channels, rows, cols = src.shape
-    if batch == 0 or rows < 3 or cols < 3:
-        return out
-    with _exact_float32(device):
-        xs, ys, ws, hs = (torch.as_tensor(box[:, i], device=device) for i in range(4))
-        idx = torch.as_tensor(index, device=device).long()
-        r = torch.clamp(ys[:, None] + torch.arange(rows, device=device), max=images.shape[2] - 1)
-        c = torch.clamp(xs[:, None] + torch.arange(cols, device=device), max=images.shape[3] - 1)
-        window = (idx[:, None, None], slice(None), r[:, :, None], c[:, None, :])
-        d_native = images[window]                                        # (B, P, Q, C)
-        d = d_native.permute(0, 3, 1, 2).to(torch.float32)
-        s = src.to(device=device, dtype=torch.float32)
-        inside = (torch.arange(rows, device=device)[None, :, None] < hs[:, None, None]) & (
-            torch.arange(cols, device=device)[None, None, :] < ws[:, None, None])
-        m = _erode7(((masks.to(device) != 0) & inside).to(torch.float32))[:, None, :-1, :-1]
-        e = s - d
-        ex = (e[..., :-1, 1:] - e[..., :-1, :-1]) * m
-        ey = (e[..., 1:, :-1] - e[..., :-1, :-1]) * m
-        if mode == "mixed":
-            keep = (s[..., :-1, 1:] - s[..., 1:, :-1]).abs() > (d[..., :-1, 1:] - d[..., 1:, :-1]).abs()
-            ex = ex * keep
-            ey = ey * keep
-        f = ex[..., 1:, 1:] - ex[..., 1:, :-1] + ey[..., 1:, 1:] - ey[..., :-1, 1:]   # (B, C, P-2, Q-2)
-        ny, nx = hs - 2, ws - 2
-        sy, sx = _sine_matrices(ny.clamp(min=0), rows - 2)[:, None], _sine_matrices(nx.clamp(min=0), cols - 2)[:, None]
-        lam = _eigenvalues(ny, rows - 2)[:, None, :, None] + _eigenvalues(nx, cols - 2)[:, None, None, :]
-        v = sy @ ((sy @ f @ sx) / lam) @ sx
-        u = d[..., 1:-1, 1:-1] + v
-        if images.dtype in _INT_MAX:
-            u = torch.floor(u.clamp_(0.0, _INT_MAX[images.dtype]))
-        else:
-            u = u.clamp_(0.0, max_value)
-        interior = (torch.arange(rows - 2, device=device)[None, :, None] < ny[:, None, None]) & (
-            torch.arange(cols - 2, device=device)[None, None, :] < nx[:, None, None])
-        # Positions past a box are written back unchanged (each image takes one patch per call).
-        values = torch.where(interior[..., None], u.permute(0, 2, 3, 1).to(images.dtype), d_native[:, 1:-1, 1:-1])
-        target = (idx[:, None, None], slice(None), r[:, 1:-1, None], c[:, None, 1:-1])
-        if images.dtype == torch.uint16:                                 # index_put has no uint16 kernel
-            out.view(torch.int16)[target] = values.view(torch.int16)
-        else:
-            out[target] = values
+    if batch and rows >= 3 and cols >= 3:
+        with _exact_float32(images.device):
+            _blend_batch_into(out, src, masks, box, mode, index, max_value)
     return out
+
+
+def _blend_batch_into(out: torch.Tensor, src: torch.Tensor, masks: torch.Tensor, box: np.ndarray, mode: str,
+                      index: torch.Tensor, max_value: float) -> None:
+    """The work of ``poisson_blend_batch`` on checked arguments, in (B, rows, C, cols) layout.
+
+    That layout makes both transforms plain batched matrix products without copies: the row
+    transform multiplies (B, P, C*Q) from the left, the column one (B, P*C, Q) from the right.
+    """
+    device = out.device
+    batch, channels, rows, cols = src.shape
+    _, _, height, width = out.shape
+    xs, ys, ws, hs = (torch.as_tensor(box[:, i], device=device) for i in range(4))
+    # Memory offsets of each padded window in out, (B, P, C, Q), from out's strides (any layout,
+    # channels_last included); past the image they repeat its last row/column, which is only read
+    # there and written back unchanged.
+    stride_n, stride_c, stride_h, stride_w = out.stride()
+    r = torch.clamp(ys[:, None] + torch.arange(rows, device=device), max=height - 1) * stride_h
+    c = torch.clamp(xs[:, None] + torch.arange(cols, device=device), max=width - 1) * stride_w
+    plane = (torch.as_tensor(index, device=device).long()[:, None] * stride_n
+             + torch.arange(channels, device=device) * stride_c)                      # (B, C)
+    flat = plane[:, None, :, None] + r[:, :, None, None] + c[:, None, None, :]
+    native = out.view(torch.int16) if out.dtype == torch.uint16 else out              # no uint16 index_put
+    span = 1 + sum((size - 1) * stride for size, stride in zip(out.shape, out.stride(), strict=True))
+    memory = native.as_strided((span,), (1,))
+    d_native = memory[flat]
+    d = (d_native.view(torch.uint16) if out.dtype == torch.uint16 else d_native).to(torch.float32)
+    s = src.to(device=device).permute(0, 2, 1, 3).to(torch.float32)
+    inside = (torch.arange(rows, device=device)[None, :, None] < hs[:, None, None]) & (
+        torch.arange(cols, device=device)[None, None, :] < ws[:, None, None])
+    m = _erode7((masks.to(device) != 0) & inside)[:, :-1, None, :-1]
+    e = s - d
+    ex = e[:, :-1, :, 1:] - e[:, :-1, :, :-1]
+    ey = e[:, 1:, :, :-1] - e[:, :-1, :, :-1]
+    if mode == "mixed":
+        # |sx - sy| = |s[p+x] - s[p+y]|; the source wins only where strictly larger.
+        m = m & ((s[:, :-1, :, 1:] - s[:, 1:, :, :-1]).abs() > (d[:, :-1, :, 1:] - d[:, 1:, :, :-1]).abs())
+    ex = ex * m
+    ey = ey * m
+    f = ex[:, 1:, :, 1:] - ex[:, 1:, :, :-1] + ey[:, 1:, :, 1:] - ey[:, :-1, :, 1:]  # (B, P-2, C, Q-2)
+    ny, nx = (hs - 2).clamp(min=0), (ws - 2).clamp(min=0)
+    py, px = rows - 2, cols - 2
+    sy, sx = _sine_matrices(ny, py), _sine_matrices(nx, px)
+    lam = _eigenvalues(ny, py)[:, :, None, None] + _eigenvalues(nx, px)[:, None, None, :]
+    spectrum = torch.bmm(sy, f.reshape(batch, py, channels * px)).view(batch, py * channels, px)
+    spectrum = torch.bmm(spectrum, sx)
+    spectrum = spectrum.view(batch, py, channels, px) / lam
+    v = torch.bmm(torch.bmm(sy, spectrum.view(batch, py, channels * px)).view(batch, py * channels, px), sx)
+    u = d[:, 1:-1, :, 1:-1] + v.view(batch, py, channels, px)
+    if out.dtype in _INT_MAX:
+        u = u.clamp_(0.0, _INT_MAX[out.dtype]).to(out.dtype)                   # truncates, as OpenCV
+        if out.dtype == torch.uint16:
+            u = u.view(torch.int16)
+    else:
+        u = u.clamp_(0.0, max_value).to(out.dtype)
+    interior = (torch.arange(py, device=device)[None, :, None, None] < ny[:, None, None, None]) & (
+        torch.arange(px, device=device)[None, None, None, :] < nx[:, None, None, None])
+    # Each image takes one patch per call, so positions past a box just get their own value back.
+    memory[flat[:, 1:-1, :, 1:-1]] = torch.where(interior, u, d_native[:, 1:-1, :, 1:-1])
 
 
 def torch_clone(src: np.ndarray, dst: np.ndarray, mask: np.ndarray, center: tuple[int, int],
