@@ -1,0 +1,476 @@
+"""The NSA paper's image transforms, as pure functions on (H, W, C) uint8/uint16 NumPy images.
+
+NSA paper (Schlüter et al., ECCV 2022), Sec. 4.1, and the authors' code:
+
+- **objects** (MVTec AD object classes): resize to 256, rotate by a random angle in
+  ``[-rotation_deg, rotation_deg]`` (5° for bottle, hazelnut, metal_nut and screw, else none),
+  centre-crop 230, then crop a random 224 window; the synthetic anomaly is made afterwards.
+  Test: the centre 224 crop of the 256 image.
+- **textures**: resize to 264 and crop a random 256 window. Test: the 256 image.
+- **chest X-ray**: as objects with a 3° rotation, and grayscale.
+
+All sizes are fields of :class:`TransformConfig`; :meth:`TransformConfig.for_size` scales them
+from one ``image_size`` with the paper's proportions (``image_size=128`` gives 128 / 115 / 112 and
+a 132 texture resize). Randomness is drawn once into a :class:`Geometry` by
+:func:`sample_train_geometry`; :func:`apply_geometry` is deterministic, so the same geometry can be
+applied to an image (bilinear) and to its mask or label (nearest neighbour).
+
+Choices the paper leaves open, made here:
+
+- Images are resized to a *square* ``resize x resize`` whatever their aspect ratio (MVTec AD
+  images are square); :func:`restore_map` stretches the anomaly map back to the original shape.
+- Shrinking uses ``cv2.INTER_AREA`` (pixel-area averaging, free of aliasing), enlarging
+  ``cv2.INTER_LINEAR`` (bilinear). Masks use ``cv2.INTER_NEAREST_EXACT``.
+- Rotation is about the centre of the resized image, bilinear, with ``cv2.BORDER_REFLECT_101``
+  (mirrored pixels, not black corners, where the rotated image does not cover the window), and
+  rotation, centre crop and random crop are one ``cv2.warpAffine``: a single interpolation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import cv2
+import numpy as np
+
+from nsad._checks import check_choice, check_image, check_range
+
+Kind = Literal["object", "texture", "xray"]
+KINDS: tuple[str, ...] = ("object", "texture", "xray")
+Interpolation = Literal["linear", "nearest"]
+INTERPOLATIONS: tuple[str, ...] = ("linear", "nearest")
+Normalization = Literal["imagenet", "unit"]
+NORMALIZATIONS: tuple[str, ...] = ("imagenet", "unit")
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+"""ImageNet channel means, RGB order, for intensities in [0, 1]."""
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+"""ImageNet channel standard deviations, RGB order, for intensities in [0, 1]."""
+
+PAPER_RESIZE, PAPER_CROP, PAPER_PRE_CROP, PAPER_TEXTURE_RESIZE = 256, 224, 230, 264
+
+
+class _PresetLike(Protocol):
+    kind: str
+    rotation_deg: float
+    channels: int
+
+
+@dataclass(frozen=True)
+class TransformConfig:
+    """Sizes and options of the paper's transforms (NSA paper, Sec. 4.1).
+
+    Attributes:
+        kind: ``object`` or ``xray`` (rotate, centre crop, random crop) or ``texture`` (random crop).
+        resize: side of the square image (paper: 256). The evaluation frame of every kind, and
+            the training/test input side for textures.
+        crop: training and test input side for objects and X-ray (paper: 224).
+        pre_crop: centre crop taken before the random ``crop`` for objects (paper: 230).
+        texture_resize: side textures are resized to before the random ``resize`` crop (paper: 264).
+        rotation_deg: largest rotation, in degrees, for objects and X-ray (paper: 5 for four
+            classes, 3 for chest X-ray, else 0). Textures are never rotated.
+        grayscale: convert RGB images to one channel first (chest X-ray).
+    """
+
+    kind: Kind = "object"
+    resize: int = PAPER_RESIZE
+    crop: int = PAPER_CROP
+    pre_crop: int = PAPER_PRE_CROP
+    texture_resize: int = PAPER_TEXTURE_RESIZE
+    rotation_deg: float = 0.0
+    grayscale: bool = False
+
+    def __post_init__(self) -> None:
+        check_choice("transform kind", self.kind, KINDS)
+        for name in ("resize", "crop", "pre_crop", "texture_resize"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            object.__setattr__(self, name, int(value))
+        if not self.crop <= self.pre_crop <= self.resize:
+            raise ValueError(f"need crop <= pre_crop <= resize, got crop={self.crop}, "
+                             f"pre_crop={self.pre_crop}, resize={self.resize}")
+        if self.texture_resize < self.resize:
+            raise ValueError(f"texture_resize must be at least resize={self.resize}, "
+                             f"got {self.texture_resize}")
+        check_range("rotation_deg", self.rotation_deg, 0.0, 180.0)
+        object.__setattr__(self, "rotation_deg", float(self.rotation_deg))
+
+    @classmethod
+    def for_size(cls, kind: Kind = "object", image_size: int = PAPER_RESIZE, *, rotation_deg: float = 0.0,
+                 grayscale: bool = False) -> TransformConfig:
+        """Scale the paper's sizes (256, 224, 230, 264) to ``resize = image_size``, rounding each.
+
+        Example:
+            >>> c = TransformConfig.for_size("object", 128)
+            >>> (c.resize, c.pre_crop, c.crop, c.texture_resize)
+            (128, 115, 112, 132)
+
+        Raises:
+            ValueError: if ``image_size`` is below 8 or another value is out of range.
+        """
+        if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < 8:
+            raise ValueError(f"image_size must be an int of at least 8, got {image_size!r}")
+        scale = image_size / PAPER_RESIZE
+        return cls(kind=kind, resize=int(image_size), crop=round(PAPER_CROP * scale),
+                   pre_crop=round(PAPER_PRE_CROP * scale), texture_resize=round(PAPER_TEXTURE_RESIZE * scale),
+                   rotation_deg=rotation_deg, grayscale=grayscale)
+
+    @classmethod
+    def from_preset(cls, preset: _PresetLike, image_size: int = PAPER_RESIZE) -> TransformConfig:
+        """The transforms of an NSA preset (its ``kind``, ``rotation_deg`` and ``channels``).
+
+        ``grayscale`` is set when the preset's model takes one channel (chest X-ray).
+
+        Raises:
+            ValueError: as for :meth:`for_size`.
+        """
+        return cls.for_size(preset.kind, image_size, rotation_deg=preset.rotation_deg,  # type: ignore[arg-type]
+                            grayscale=preset.channels == 1)
+
+    @property
+    def input_size(self) -> int:
+        """Side of the network's input in training and test: ``crop`` (objects, X-ray) or ``resize``."""
+        return self.resize if self.kind == "texture" else self.crop
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """One draw of the geometric transform: resize, rotate about the centre, take a window.
+
+    The image is resized to ``resize x resize``, rotated by ``angle_deg`` counter-clockwise about
+    its centre, and the ``crop x crop`` window with top-left corner ``(top, left)`` is kept.
+
+    Attributes:
+        resize: side of the square the image is resized to.
+        crop: side of the output window.
+        top: first row of the window, in ``[0, resize - crop]``.
+        left: first column of the window, in ``[0, resize - crop]``.
+        angle_deg: rotation in degrees, counter-clockwise in the displayed image.
+    """
+
+    resize: int
+    crop: int
+    top: int
+    left: int
+    angle_deg: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.crop <= self.resize:
+            raise ValueError(f"need 1 <= crop <= resize, got crop={self.crop}, resize={self.resize}")
+        for name in ("top", "left"):
+            check_range(name, getattr(self, name), 0, self.resize - self.crop)
+        check_range("angle_deg", self.angle_deg, -180.0, 180.0)
+
+
+def sample_train_geometry(rng: np.random.Generator, config: TransformConfig) -> Geometry:
+    """Draw the random part of the paper's training transform.
+
+    Objects and X-ray: ``angle ~ U(-rotation_deg, rotation_deg)`` (not drawn when the range is 0),
+    then the offset of a ``crop`` window inside the centred ``pre_crop`` square, uniform over the
+    ``pre_crop - crop + 1`` positions per axis. Textures: the offset of a ``resize`` window inside
+    the ``texture_resize`` image, uniform likewise.
+
+    Args:
+        rng: the random source.
+        config: the transform's sizes.
+
+    Example:
+        >>> sample_train_geometry(np.random.default_rng(0), TransformConfig(rotation_deg=5.0))
+        Geometry(resize=256, crop=224, top=16, left=14, angle_deg=1.3696...)
+    """
+    if config.kind == "texture":
+        span = config.texture_resize - config.resize + 1
+        top, left = (int(v) for v in rng.integers(0, span, size=2))
+        return Geometry(config.texture_resize, config.resize, top, left, 0.0)
+    angle = float(rng.uniform(-config.rotation_deg, config.rotation_deg)) if config.rotation_deg > 0 else 0.0
+    margin = (config.resize - config.pre_crop) // 2
+    top, left = (margin + int(v) for v in rng.integers(0, config.pre_crop - config.crop + 1, size=2))
+    return Geometry(config.resize, config.crop, top, left, angle)
+
+
+def test_geometry(config: TransformConfig) -> Geometry:
+    """The paper's test transform, as a geometry: no rotation, a centred window.
+
+    Objects and X-ray: the centre ``crop`` window of the ``resize`` image, at offset
+    ``(resize - crop) // 2``. Textures: the whole ``resize`` image.
+
+    Example:
+        >>> test_geometry(TransformConfig())
+        Geometry(resize=256, crop=224, top=16, left=16, angle_deg=0.0)
+    """
+    if config.kind == "texture":
+        return Geometry(config.resize, config.resize, 0, 0, 0.0)
+    offset = (config.resize - config.crop) // 2
+    return Geometry(config.resize, config.crop, offset, offset, 0.0)
+
+
+test_geometry.__test__ = False  # type: ignore[attr-defined]  # not a pytest test despite its name
+
+
+def apply_geometry(image: np.ndarray, geometry: Geometry,
+                   interpolation: Interpolation = "linear") -> np.ndarray:
+    """Resize, rotate and crop ``image`` as ``geometry`` says; deterministic.
+
+    Args:
+        image: (H, W) or (H, W, C) array of bool, uint8, uint16, float32 or float64: an image, a
+            mask or a label.
+        geometry: from :func:`sample_train_geometry` or :func:`test_geometry`.
+        interpolation: ``linear`` for images and continuous labels (area averaging when shrinking,
+            bilinear otherwise), ``nearest`` for masks and discrete labels (values are kept).
+
+    Returns:
+        A ``(crop, crop)`` or ``(crop, crop, C)`` array of the input's dtype.
+
+    Raises:
+        TypeError: if ``image`` is not a NumPy array of an accepted dtype.
+        ValueError: for another layout, an unknown ``interpolation``, or ``linear`` on a bool mask.
+    """
+    check_choice("interpolation", interpolation, INTERPOLATIONS)
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"image must be a numpy array, got {type(image).__name__}")
+    if image.dtype not in (np.bool_, np.uint8, np.uint16, np.float32, np.float64):
+        raise TypeError(f"image must have dtype bool, uint8, uint16, float32 or float64, got {image.dtype}")
+    if image.ndim not in (2, 3) or min(image.shape[:2]) < 1:
+        raise ValueError(f"image must have shape (H, W) or (H, W, C), got {image.shape}")
+    if image.dtype == np.bool_:
+        if interpolation != "nearest":
+            raise ValueError("a bool mask must use interpolation='nearest'")
+        return apply_geometry(image.view(np.uint8), geometry, "nearest").astype(bool)
+    if image.ndim == 3 and image.shape[2] > 4:  # OpenCV's warpAffine takes at most 4 channels
+        return np.stack([apply_geometry(image[:, :, c], geometry, interpolation)
+                         for c in range(image.shape[2])], axis=2)
+    out = _resize(image, geometry.resize, interpolation)
+    g = geometry
+    if g.angle_deg == 0.0:
+        out = out[g.top:g.top + g.crop, g.left:g.left + g.crop]
+    else:
+        centre = ((g.resize - 1) / 2.0, (g.resize - 1) / 2.0)  # pixel-centre convention of OpenCV
+        matrix = cv2.getRotationMatrix2D(centre, g.angle_deg, 1.0)
+        matrix[:, 2] -= (g.left, g.top)
+        flags = cv2.INTER_LINEAR if interpolation == "linear" else cv2.INTER_NEAREST
+        out = cv2.warpAffine(out, matrix, (g.crop, g.crop), flags=flags, borderMode=cv2.BORDER_REFLECT_101)
+    if image.ndim == 3 and out.ndim == 2:
+        out = out[:, :, None]
+    return np.ascontiguousarray(out)
+
+
+def apply_train_transform(image: np.ndarray, config: TransformConfig,
+                          rng: np.random.Generator) -> tuple[np.ndarray, Geometry]:
+    """The paper's random training transform of a normal image, before synthesis.
+
+    Args:
+        image: (H, W, C) uint8/uint16 image, C in {1, 3}, any size.
+        config: the transform's sizes and options.
+        rng: the random source (see :func:`sample_train_geometry`).
+
+    Returns:
+        The transformed image, (input_size, input_size, C') with C' = 1 when ``config.grayscale``,
+        and the geometry drawn, to transform an object mask or label alike.
+
+    Raises:
+        TypeError, ValueError: if ``image`` is not in the engine's layout.
+    """
+    check_image("image", image)
+    geometry = sample_train_geometry(rng, config)
+    return apply_geometry(to_grayscale(image) if config.grayscale else image, geometry), geometry
+
+
+def apply_test_transform(image: np.ndarray, config: TransformConfig) -> np.ndarray:
+    """The paper's test transform: the centre crop of the resized image (objects) or the resized image.
+
+    Args:
+        image: (H, W, C) uint8/uint16 image, C in {1, 3}, any size.
+        config: the transform's sizes and options.
+
+    Returns:
+        (input_size, input_size, C') image, C' = 1 when ``config.grayscale``.
+
+    Raises:
+        TypeError, ValueError: if ``image`` is not in the engine's layout.
+    """
+    check_image("image", image)
+    return apply_geometry(to_grayscale(image) if config.grayscale else image, test_geometry(config))
+
+
+def to_grayscale(image: np.ndarray) -> np.ndarray:
+    """Convert an RGB image to one channel (ITU-R BT.601 luma, ``cv2.COLOR_RGB2GRAY``); keep a gray one.
+
+    Args:
+        image: (H, W, C) uint8/uint16, C in {1, 3}.
+
+    Returns:
+        (H, W, 1) of the same dtype.
+
+    Raises:
+        TypeError, ValueError: if ``image`` is not in the engine's layout.
+    """
+    check_image("image", image)
+    if image.shape[2] == 1:
+        return image
+    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[:, :, None]
+
+
+def to_tensor_normalized(image: np.ndarray, normalization: Normalization = "imagenet",
+                         channels: int | None = None) -> np.ndarray:
+    """Turn an image into the network's input: float32 (C, H, W), normalised.
+
+    Intensities are first scaled to [0, 1] (divided by 255 for uint8, 65535 for uint16). Then
+    ``imagenet`` gives ``(x - mean) / std`` per channel with ImageNet's RGB statistics
+    (:data:`IMAGENET_MEAN`, :data:`IMAGENET_STD`) and ``unit`` keeps ``x`` (chest X-ray).
+
+    Args:
+        image: (H, W, C) uint8/uint16, C in {1, 3}, RGB order.
+        normalization: ``imagenet`` or ``unit``.
+        channels: channels the model expects, 1 or 3; None keeps the image's. A one-channel
+            image is replicated to 3 channels when 3 are expected.
+
+    Returns:
+        (channels, H, W) float32, C-contiguous.
+
+    Raises:
+        TypeError, ValueError: if ``image`` is not in the engine's layout.
+        ValueError: for an unknown ``normalization``, ``channels`` not in {1, 3}, an RGB image for
+            a one-channel model (convert it with :func:`to_grayscale` first), or ``imagenet`` with
+            one channel.
+    """
+    check_image("image", image)
+    check_choice("normalization", normalization, NORMALIZATIONS)
+    channels = image.shape[2] if channels is None else channels
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels!r}")
+    if image.shape[2] == 3 and channels == 1:
+        raise ValueError("the model takes 1 channel but the image has 3; convert it with to_grayscale first "
+                         "(TransformConfig(grayscale=True) does so)")
+    if normalization == "imagenet" and channels == 1:
+        raise ValueError("imagenet normalisation needs 3 channels (a gray image is replicated with "
+                         "channels=3); use normalization='unit' for one-channel models")
+    scale = 255.0 if image.dtype == np.uint8 else 65535.0
+    x = image.astype(np.float32) * np.float32(1.0 / scale)
+    if x.shape[2] != channels:
+        x = np.repeat(x, channels, axis=2)
+    if normalization == "imagenet":
+        x = (x - IMAGENET_MEAN) / IMAGENET_STD
+    return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+
+def denormalize(tensor: object, normalization: Normalization = "imagenet",
+                dtype: type[np.uint8] | type[np.uint16] = np.uint8) -> np.ndarray:
+    """Undo :func:`to_tensor_normalized` for display: (C, H, W) float -> (H, W, C) integer image.
+
+    Values are clipped to the integer range, so images with synthetic anomalies or network
+    outputs outside [0, 1] still display.
+
+    Args:
+        tensor: (C, H, W) array or torch tensor (moved to the CPU), C in {1, 3}.
+        normalization: the normalisation it was made with.
+        dtype: ``np.uint8`` or ``np.uint16``.
+
+    Returns:
+        (H, W, C) image of ``dtype``, RGB order.
+
+    Raises:
+        ValueError: for another shape, an unknown normalisation or dtype, or ``imagenet`` with one channel.
+    """
+    check_choice("normalization", normalization, NORMALIZATIONS)
+    if hasattr(tensor, "detach"):  # a torch tensor, without importing torch
+        tensor = tensor.detach().cpu().float().numpy()  # type: ignore[union-attr]
+    x = np.asarray(tensor, dtype=np.float32)
+    if x.ndim != 3 or x.shape[0] not in (1, 3):
+        raise ValueError(f"tensor must have shape (C, H, W) with C in (1, 3), got {x.shape}")
+    if np.dtype(dtype) not in (np.uint8, np.uint16):
+        raise ValueError(f"dtype must be uint8 or uint16, got {np.dtype(dtype)}")
+    x = x.transpose(1, 2, 0)
+    if normalization == "imagenet":
+        if x.shape[2] != 3:
+            raise ValueError("imagenet normalisation has 3 channels; this tensor has 1")
+        x = x * IMAGENET_STD + IMAGENET_MEAN
+    top = float(np.iinfo(dtype).max)
+    return np.clip(np.rint(x * top), 0, top).astype(dtype)
+
+
+def place_in_frame(anomaly_map: np.ndarray, frame: int = PAPER_RESIZE) -> np.ndarray:
+    """Put a centre-crop-sized map back into the full ``frame x frame`` image, zero outside.
+
+    NSA paper's evaluation of object classes: the model sees the centre 224 crop of the 256
+    image, and its 224 output is placed back into the 256 frame (zero outside) before the pixel
+    metrics are computed on 256x256 masks. The offset is :func:`test_geometry`'s,
+    ``(frame - crop) // 2``.
+
+    Args:
+        anomaly_map: (..., h, w) array with h, w <= ``frame``, e.g. (224, 224) or (N, 224, 224).
+        frame: side of the full image.
+
+    Returns:
+        (..., frame, frame) array of the map's dtype.
+
+    Raises:
+        ValueError: if the map has fewer than 2 axes or is larger than the frame.
+    """
+    anomaly_map = np.asarray(anomaly_map)
+    if anomaly_map.ndim < 2:
+        raise ValueError(f"anomaly_map must have shape (..., H, W), got {anomaly_map.shape}")
+    height, width = anomaly_map.shape[-2:]
+    if height > frame or width > frame:
+        raise ValueError(f"anomaly_map {height}x{width} does not fit in a {frame}x{frame} frame")
+    top, left = (frame - height) // 2, (frame - width) // 2
+    out = np.zeros(anomaly_map.shape[:-2] + (frame, frame), dtype=anomaly_map.dtype)
+    out[..., top:top + height, left:left + width] = anomaly_map
+    return out
+
+
+def resize_map(anomaly_map: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """Resize an (H, W) anomaly map to ``shape = (height, width)`` with bilinear interpolation.
+
+    Bilinear keeps the map smooth when it is enlarged to an image's original resolution (it does
+    not average when shrinking: resize masks to the map's size instead, with :func:`read_mask`).
+
+    Raises:
+        ValueError: if the map is not 2-D or ``shape`` is not two positive ints.
+    """
+    anomaly_map = np.asarray(anomaly_map)
+    if anomaly_map.ndim != 2:
+        raise ValueError(f"anomaly_map must have shape (H, W), got {anomaly_map.shape}")
+    if len(shape) != 2 or min(int(s) for s in shape) < 1:
+        raise ValueError(f"shape must be (height, width) with positive values, got {tuple(shape)}")
+    height, width = int(shape[0]), int(shape[1])
+    if anomaly_map.shape == (height, width):
+        return anomaly_map.copy()
+    source = anomaly_map if anomaly_map.dtype in (np.float32, np.float64) else anomaly_map.astype(np.float32)
+    return cv2.resize(source, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def restore_map(anomaly_map: np.ndarray, config: TransformConfig, shape: Sequence[int]) -> np.ndarray:
+    """Map the network's test output back onto the original image: frame it, then resize it.
+
+    Objects and X-ray: :func:`place_in_frame` into the ``resize`` frame (zero outside the centre
+    crop), then :func:`resize_map` to ``shape``. Textures: :func:`resize_map` only.
+
+    Args:
+        anomaly_map: (input_size, input_size) map from :func:`apply_test_transform`'s input.
+        config: the transform it was made with.
+        shape: (height, width) of the original image.
+
+    Raises:
+        ValueError: if the map's size is not ``config.input_size``, or as :func:`resize_map`.
+    """
+    anomaly_map = np.asarray(anomaly_map)
+    expected = (config.input_size, config.input_size)
+    if anomaly_map.shape != expected:
+        raise ValueError(f"anomaly_map must have the test input's shape {expected}, got {anomaly_map.shape}")
+    framed = anomaly_map if config.kind == "texture" else place_in_frame(anomaly_map, config.resize)
+    return resize_map(framed, shape)
+
+
+def _resize(image: np.ndarray, side: int, interpolation: Interpolation) -> np.ndarray:
+    height, width = image.shape[:2]
+    if (height, width) == (side, side):
+        return image
+    if interpolation == "nearest":
+        flag = cv2.INTER_NEAREST_EXACT
+    else:
+        flag = cv2.INTER_AREA if height >= side and width >= side else cv2.INTER_LINEAR
+    out = cv2.resize(image, (side, side), interpolation=flag)
+    return out
