@@ -83,7 +83,7 @@ def test_dst_agrees_with_opencv_on_random_cases():
         _, _, w, h = opencv_mask_box(mask)
         total, pixels, worst = total + diff.sum(), pixels + w * h * src.shape[2], max(worst, diff.max())
     assert worst <= 1
-    assert total / pixels <= 0.01                    # measured: about 1e-4 (float noise at integers)
+    assert total / pixels <= 0.01                    # measured: about 1e-3 (float noise near integers)
 
 
 def test_torch_agrees_with_dst_in_one_padded_batch():
@@ -351,3 +351,17 @@ def test_poisson_blend_batch_any_memory_layout():
     poisson_blend_batch(view, src, masks, boxes, "mixed", inplace=True)
     assert torch.equal(view, expected) and int(bigger[0].sum()) == 0 and int(bigger[4].sum()) == 0
     assert int(bigger[1:4, :, :4].sum()) == 0 and int(bigger[1:4, :, :, 38:].sum()) == 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_poisson_blend_batch_on_cuda_matches_cpu():
+    rng = np.random.default_rng(8)
+    images = torch.from_numpy(rng.integers(0, 256, (16, 3, 64, 64), dtype=np.uint8))
+    src = torch.from_numpy(rng.integers(0, 256, (16, 3, 40, 40), dtype=np.uint8))
+    masks = torch.from_numpy(rng.random((16, 40, 40)) < 0.95)
+    boxes = torch.tensor([[int(v) for v in rng.integers(0, 20, 2)] + [int(v) for v in rng.integers(10, 41, 2)]
+                          for _ in range(16)])
+    for mode in ("normal", "mixed"):
+        on_cpu = poisson_blend_batch(images, src, masks, boxes, mode)
+        on_gpu = poisson_blend_batch(images.cuda(), src.cuda(), masks.cuda(), boxes, mode).cpu()
+        assert (on_gpu.int() - on_cpu.int()).abs().max() <= 1
