@@ -9,8 +9,9 @@ seconds per patch, and the speed ratio against OpenCV measured in the same run:
 - ``torch_batch``: ``poisson_blend_batch`` on ``--batch`` patches per call (on ``--device``), its
   per-patch times being each call's time divided by the batch size.
 
-The CPU backends run interleaved, case by case, so that the noise of a shared machine hits them
-alike; by default every library is limited to one thread (``--threads``). Example::
+The CPU backends run interleaved, case by case and in a random order, so that the noise of a
+shared machine and the caches left by the previous call hit them alike; by default every library
+is limited to one thread (``--threads``). Example::
 
     .venv/bin/python scripts/bench_blend.py --patches 2000 \
         --data /work/shared/data/mvtec_ad_256/bottle/train/good
@@ -30,7 +31,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from nsad.data.io import list_images, read_image
-from nsad.synth._blend import seamless_clone
+from nsad.synth._blend import mask_box, seamless_clone
 from nsad.synth._blend_dst import blend_into, opencv_mask_box
 from nsad.synth._blend_torch import poisson_blend_batch
 
@@ -86,8 +87,11 @@ def make_cases(rng: np.random.Generator, pool: list[np.ndarray], patches: int, b
             size = (int(rng.integers(20, 91)), int(rng.integers(20, 91)))
             mask = random_mask(rng, (side, side), size)
             x, y, w, h = opencv_mask_box(mask)
-            center = (int(rng.integers(w // 2, side - w + w // 2 + 1)),
-                      int(rng.integers(h // 2, side - h + h // 2 + 1)))
+            # seamless_clone checks the fit with the box before OpenCV's border zeroing (one pixel
+            # larger where the mask touches the image edge); centres that fit it fit both.
+            _, _, fit_w, fit_h = mask_box(mask)
+            center = (int(rng.integers(fit_w // 2, side - fit_w + fit_w // 2 + 1)),
+                      int(rng.integers(fit_h // 2, side - fit_h + fit_h // 2 + 1)))
             case_mode = mode if mode != "both" else ("normal", "mixed")[i % 2]
             cases.append({"src": src, "dst": dst, "mask": mask, "center": center, "mode": case_mode,
                           "box": (x, y, w, h), "top_left": (center[0] - w // 2, center[1] - h // 2),
@@ -104,6 +108,17 @@ def summarise(name: str, seconds: list[float], weights: list[int] | None = None)
             "p90_over_median": float(np.percentile(per_patch, 90) / np.median(per_patch))}
 
 
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo where there is one, else the platform's machine name."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main() -> None:
     """Parse the options, run every backend on the same cases, print one JSON line per backend."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -113,9 +128,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch", type=int, default=256, help="patches per torch_batch call")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--backends", default="opencv,dst,dst_into,torch,torch_batch")
+    parser.add_argument("--backends", default="opencv,dst,dst_into,torch,torch_batch",
+                        help="comma-separated; 'torch' (one patch per call) is slow and pollutes the "
+                             "caches of the backends interleaved with it: leave it out for their timings")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="cpu: this thread's CPU time, which ignores the time other processes of a "
+                             "busy machine take (CPU backends only)")
     args = parser.parse_args()
+    clock = time.perf_counter if args.clock == "wall" else time.thread_time
     backends = args.backends.split(",")
 
     torch.set_num_threads(args.threads)
@@ -144,16 +165,16 @@ def main() -> None:
                 run[b](c)
         for c in cases:
             c["work"] = c["dst"].copy()
-            for b in cpu:
-                start = time.perf_counter()
+            for b in rng.permutation(cpu):                           # no backend always runs first
+                start = clock()
                 run[b](c)
-                times[b].append(time.perf_counter() - start)
+                times[b].append(clock() - start)
         rows = [summarise(b, times[b]) for b in cpu]
         if "torch_batch" in backends:
             rows.append(bench_torch_batch(cases, torch.device(args.device)))
     reference = next((r["patches_per_s"] for r in rows if r["backend"] == "opencv"), None)
-    machine = {"cpu": platform.processor() or platform.machine(), "threads": args.threads,
-               "data": args.data or "synthetic"}
+    machine = {"cpu": cpu_name(), "threads": args.threads,
+               "clock": args.clock, "data": args.data or "synthetic"}
     for row in rows:
         row["speedup_vs_opencv"] = row["patches_per_s"] / reference if reference else None
         print(json.dumps({**row, **machine}))
