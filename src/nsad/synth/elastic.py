@@ -134,20 +134,29 @@ class ElasticDraw:
     alpha: float = 0.0
 
 
+def sample_elastic_box(rng: np.random.Generator, height: int, width: int,
+                       size_frac: Sequence[float] = SIZE_FRAC) -> Box:
+    """Draw the patch box (step 1 of Sec. 3.2): height ``round(U(size_frac) * H)``, width likewise.
+
+    Each side is at least 2 px and at most the image side; the position is uniform.
+    """
+    h = min(height, max(2, round(rng.uniform(size_frac[0], size_frac[1]) * height)))
+    w = min(width, max(2, round(rng.uniform(size_frac[0], size_frac[1]) * width)))
+    x0, y0 = int(rng.integers(0, width - w + 1)), int(rng.integers(0, height - h + 1))
+    return Box(x0, y0, x0 + w, y0 + h)
+
+
 def sample_elastic(rng: np.random.Generator, height: int, width: int, size_frac: Sequence[float] = SIZE_FRAC,
                    sigma_px: float = SIGMA_PX, alpha_px: float = ALPHA_PX, ellipses: int = ELLIPSES,
                    brightness: Sequence[float] | None = None) -> ElasticDraw:
     """Draw one elastic patch (steps 1-3 of Sec. 3.2 and the brightness option).
 
-    The box's height and width are ``round(U(size_frac) * H)`` and ``round(U(size_frac) * W)``
-    (at least 2 px), its position uniform; the shape is a union of ``ellipses`` random ellipses in
-    the box; the field is :func:`sample_displacement` with :func:`scaled_deformation`; the
-    brightness factor is ``U(brightness)`` when a range is given.
+    The box is :func:`sample_elastic_box`; the shape a union of ``ellipses`` random ellipses in
+    the box; the field :func:`sample_displacement` with :func:`scaled_deformation`; the
+    brightness factor ``U(brightness)`` when a range is given.
     """
-    h = min(height, max(2, round(rng.uniform(size_frac[0], size_frac[1]) * height)))
-    w = min(width, max(2, round(rng.uniform(size_frac[0], size_frac[1]) * width)))
-    x0, y0 = int(rng.integers(0, width - w + 1)), int(rng.integers(0, height - h + 1))
-    box = Box(x0, y0, x0 + w, y0 + h)
+    box = sample_elastic_box(rng, height, width, size_frac)
+    h, w = box.height, box.width
     shape = sample_ellipses_mask(rng, h, w, ellipses)
     sigma, alpha = scaled_deformation(height, width, sigma_px, alpha_px)
     dx, dy = sample_displacement(rng, h, w, sigma, alpha)
