@@ -78,7 +78,7 @@ def _guidance_divergence(s: np.ndarray, d: np.ndarray, m: np.ndarray, mode: str)
 
     Args:
         s: (r + 1, C, c + 1) float32 source region (rows, channels, columns: both transforms are
-            then single matrix products).
+            then single matrix products); overwritten.
         d: (r + 1, C, c + 1) float32 destination region.
         m: (r, c) bool eroded mask on the region: the pixels ``p`` whose edges ``p -> p + x`` and
             ``p -> p + y`` may take source differences.
@@ -89,16 +89,17 @@ def _guidance_divergence(s: np.ndarray, d: np.ndarray, m: np.ndarray, mode: str)
         receive the outflow of the edges ending there).
     """
     w = m[:, None, :]
-    e = s - d
-    ex = e[:-1, :, 1:] - e[:-1, :, :-1]                  # forward differences at the region's pixels
-    ey = e[1:, :, :-1] - e[:-1, :, :-1]
     if mode == "mixed":
         # |sx - sy| = |s[p+x] - s[p+y]|; OpenCV keeps the source where it is strictly larger.
         src_var = np.abs(s[:-1, :, 1:] - s[1:, :, :-1])
         dst_var = np.abs(d[:-1, :, 1:] - d[1:, :, :-1])
         w = (src_var > dst_var) & w
-    ex *= w
-    ey *= w
+    e = np.subtract(s, d, out=s)                         # s is the caller's scratch copy
+    ex = e[:-1, :, 1:] - e[:-1, :, :-1]                  # forward differences at the region's pixels
+    ey = e[1:, :, :-1] - e[:-1, :, :-1]
+    if mode == "mixed" or not m.all():                   # a rectangle's eroded region is all True
+        ex *= w
+        ey *= w
     f = np.zeros(s.shape, np.float32)
     np.add(ex, ey, out=f[:-1, :, :-1])                   # div g[p] = gx[p] - gx[p-x] + gy[p] - gy[p-y]
     f[:-1, :, 1:] -= ex
