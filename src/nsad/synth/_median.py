@@ -44,12 +44,13 @@ _SKIMAGE_MAX_BINS = 1 << 12   # scikit-image's rank filters scan the histogram p
 
 @functools.cache
 def disk_half_widths(radius: int) -> np.ndarray:
-    """Half-widths ``h`` of the rows of a disk footprint: row ``dy`` spans ``-h..h`` with ``h^2 + dy^2 <= r^2``.
+    """Half-width ``h`` of each row ``dy`` of a disk: the row spans ``-h..h``, ``h^2 + dy^2 <= r^2``.
 
     Rows are listed from ``dy = -radius`` to ``radius``, so the footprint is the pixels within
     Euclidean distance ``radius`` of the centre (the same set as ``nsad.synth.labels.disk``).
     """
-    half_widths = np.array([math.isqrt(radius * radius - dy * dy) for dy in range(-radius, radius + 1)], np.int64)
+    rows = range(-radius, radius + 1)
+    half_widths = np.array([math.isqrt(radius * radius - dy * dy) for dy in rows], np.int64)
     half_widths.flags.writeable = False
     return half_widths
 
