@@ -20,6 +20,7 @@ from nsad.data.folder import (
     read_mask,
     read_sample_mask,
     sample_data_path,
+    verify_dataset,
 )
 from nsad.data.io import read_image, write_image
 
@@ -228,6 +229,12 @@ def test_no_train_folder(tmp_path):
         find_dataset(tmp_path)
 
 
+def test_category_folder_without_train_folder(tmp_path):
+    _image(tmp_path / "widget" / "test" / "good" / "a.png")
+    with pytest.raises(FileNotFoundError, match="no train folder in .*widget: expected"):
+        find_dataset(tmp_path, "widget")
+
+
 def test_empty_training_folder(tmp_path):
     (tmp_path / "train" / "good").mkdir(parents=True)
     with pytest.raises(ValueError, match="no images in .*train/good"):
@@ -334,6 +341,23 @@ def test_missing_sample_assets_message(monkeypatch, tmp_path):
     monkeypatch.setattr(resources, "files", lambda package: tmp_path)
     with pytest.raises(FileNotFoundError, match="sample images are missing"):
         sample_data_path()
+
+
+def test_verify_dataset_names_the_bad_file(tmp_path):
+    cat = _mvtec(tmp_path)
+    verify_dataset(find_dataset(cat))
+    (cat / "train" / "good" / "001.png").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="cannot read image .*train/good/001.png"):
+        verify_dataset(find_dataset(cat))
+    _image(cat / "train" / "good" / "001.png")
+    _mask(cat / "ground_truth" / "hole" / "000_mask.png", size=(9, 8))
+    with pytest.raises(ValueError, match="mask .*hole/000_mask.png is 8x9 .* but its image .*hole/000.png "
+                                         "is 8x8"):
+        verify_dataset(find_dataset(cat))
+
+
+def test_verify_real_bottle():
+    verify_dataset(find_dataset(_needs(BOTTLE_256)))
 
 
 # ---------------------------------------------------------------- masks

@@ -10,6 +10,7 @@ from nsad.data.folder import (
     read_mask,
     read_sample_mask,
     sample_data_path,
+    verify_dataset,
 )
 from nsad.data.io import IMAGE_SUFFIXES, list_images, normal_image_paths, read_image, write_image
 from nsad.data.transforms import (
@@ -59,5 +60,6 @@ __all__ = [
     "test_geometry",
     "to_grayscale",
     "to_tensor_normalized",
+    "verify_dataset",
     "write_image",
 ]

@@ -135,20 +135,18 @@ def find_dataset(path: str | Path, category: str | None = None, *,
     if not path.is_dir():
         raise ValueError(f"data path {path} is a file; give a category folder (holding train/ and test/) "
                          "or a data set root with a category")
-    if category is not None:
-        folder = _category_folder(path, category)
-    else:
-        folder = path
-        if not (folder / "train").is_dir():
-            categories = _categories(folder)
-            if categories:
-                raise ValueError(f"{folder} is a data set root holding the categories {categories}; "
-                                 "choose one with category=NAME (--category NAME)")
-            if not require_test and _images_in(folder):
-                return DatasetLayout(folder, _name_of(folder), tuple(list_images(folder)), (), "plain")
-            raise FileNotFoundError(
-                f"no train folder in {folder}: expected {folder / 'train' / 'good'} (MVTec AD) or "
-                f"{folder / 'train'} holding normal images, beside {folder / 'test'}/<good|defect type>/")
+    if category is None and not (path / "train").is_dir():
+        categories = _categories(path)
+        if categories:
+            raise ValueError(f"{path} is a data set root holding the categories {categories}; "
+                             "choose one with category=NAME (--category NAME)")
+    folder = path if category is None else _category_folder(path, category)
+    if not (folder / "train").is_dir():
+        if not require_test and _images_in(folder):
+            return DatasetLayout(folder, _name_of(folder), tuple(list_images(folder)), (), "plain")
+        raise FileNotFoundError(
+            f"no train folder in {folder}: expected {folder / 'train' / 'good'} (MVTec AD) or "
+            f"{folder / 'train'} holding normal images, beside {folder / 'test'}/<good|defect type>/")
     train, train_mvtec = _train_images(folder / "train")
     test_folder = folder / "test"
     if not test_folder.is_dir():
@@ -216,6 +214,25 @@ def find_test_samples(test_folder: str | Path,
     mvtec = (all(name == "good" or name.lower() not in NORMAL_NAMES for name in types)
              and bool(masks) and all(m.stem.endswith(MASK_SUFFIX) for m in masks.values()))
     return samples, mvtec
+
+
+def verify_dataset(layout: DatasetLayout) -> None:
+    """Check every file of ``layout`` before long work starts: images readable, masks binary and sized.
+
+    Image files are checked from their headers (cheap); masks are read in full and compared with
+    their image's size.
+
+    Raises:
+        FileNotFoundError: if a file has gone.
+        ValueError: naming the first unreadable image or bad mask (see :func:`read_mask`).
+    """
+    for path in layout.train:
+        image_size(path)
+    for sample in layout.test:
+        if sample.mask_path is not None:
+            read_mask(sample.mask_path, image_path=sample.path)
+        else:
+            image_size(sample.path)
 
 
 def read_mask(path: str | Path, size: int | Sequence[int] | None = None, *,
