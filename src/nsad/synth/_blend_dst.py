@@ -136,12 +136,12 @@ def _solve_dirichlet(f: np.ndarray, offset: tuple[int, int], interior: tuple[int
 
 
 def _as_mask_u8(mask: np.ndarray) -> np.ndarray:
-    """Non-zero test of ``mask`` as a uint8 array that ``cv2.erode`` accepts, without a copy when possible."""
-    if mask.dtype == np.uint8:
-        return mask
+    """Non-zero test of ``mask`` as a uint8 array that OpenCV accepts, without a copy when possible."""
     if mask.dtype == np.bool_:
-        return mask.view(np.uint8)
-    return (mask != 0).view(np.uint8)
+        mask = mask.view(np.uint8)
+    elif mask.dtype != np.uint8:
+        mask = (mask != 0).view(np.uint8)
+    return mask if mask.strides[-1] == 1 else np.ascontiguousarray(mask)   # OpenCV needs unit column steps
 
 
 def blend_into(out: np.ndarray, src_crop: np.ndarray, mask_crop: np.ndarray, top_left: tuple[int, int],
