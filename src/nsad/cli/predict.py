@@ -1,0 +1,34 @@
+"""``nsad predict``: scores, anomaly maps and heatmaps for new images."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from nsad.pipeline.predict import SCORES_FILE, predict
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "predict", help="find defects in new images",
+        description=f"Score images with a trained run and write, per image, STEM.npy (the anomaly map at the "
+                    f"image's resolution), STEM_heatmap.png (image and heatmap side by side) and one line of "
+                    f"{SCORES_FILE} (score, threshold, normal/anomalous decision).")
+    parser.add_argument("--run", required=True, type=Path, help="run folder written by nsad train")
+    parser.add_argument("inputs", nargs="+", type=Path, metavar="IMAGE_OR_FOLDER", help="images or folders of images")
+    parser.add_argument("--out", required=True, type=Path, help="output folder")
+    parser.add_argument("--threshold", type=float,
+                        help="decision threshold on the image score (default: the one nsad train calibrated)")
+    parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--score-rule", help="override the run's image score: mean, max or topk:F")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    rows = predict(args.run, args.inputs, args.out, args.threshold, args.device, args.score_rule)
+    flagged = sum(row["decision"] == "anomalous" for row in rows)
+    for row in rows:
+        print(f"{row['score']:.5f}  {row['decision'] or '-':9s}  {row['file']}")
+    print(f"nsad predict: {len(rows)} images, {flagged} anomalous; maps and heatmaps in {args.out}, "
+          f"scores in {args.out / SCORES_FILE}")
+    return 0

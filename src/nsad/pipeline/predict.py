@@ -1,0 +1,93 @@
+"""``nsad predict``: anomaly maps, heatmaps, scores and decisions for new images."""
+
+from __future__ import annotations
+
+import csv
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from nsad.data.io import IMAGE_SUFFIXES, list_images, read_image, write_image
+from nsad.pipeline.scoring import Scorer
+from nsad.viz import overlay
+
+SCORES_FILE = "scores.csv"
+
+
+def expand_inputs(inputs: Sequence[str | Path]) -> list[tuple[Path, str]]:
+    """Image files as given and the images anywhere below given folders, each with an output name.
+
+    The name is the file's stem, or for images found in a folder its path below that folder
+    with ``_`` for ``/`` (``test/broken_large/000.png`` -> ``broken_large_000``); repeats get ``-2``.
+
+    Raises:
+        FileNotFoundError: if an input does not exist.
+        ValueError: if a file is not an image type or a folder holds no images.
+    """
+    found: list[tuple[Path, str]] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            images = sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not images:
+                list_images(item)  # raises the usual "no images in FOLDER" error
+            found.extend((p, "_".join(p.relative_to(item).with_suffix("").parts)) for p in images)
+        elif item.is_file():
+            if item.suffix.lower() not in IMAGE_SUFFIXES:
+                raise ValueError(f"{item} is not an image file; accepted: {', '.join(IMAGE_SUFFIXES)}")
+            found.append((item, item.stem))
+        else:
+            raise FileNotFoundError(f"input not found: {item}")
+    if not found:
+        raise ValueError("no input images given")
+    seen: dict[str, int] = {}
+    named = []
+    for path, name in found:
+        seen[name] = seen.get(name, 0) + 1
+        named.append((path, name if seen[name] == 1 else f"{name}-{seen[name]}"))
+    return named
+
+
+def predict(run: str | Path, inputs: Sequence[str | Path], out: str | Path, threshold: float | None = None,
+            device: str | None = None, score_rule: str | None = None) -> list[dict]:
+    """Score images and write, per image, ``STEM.npy`` (the map at the image's resolution) and
+    ``STEM_heatmap.png`` (image, heatmap overlay), plus ``scores.csv`` for all.
+
+    The decision is ``anomalous`` when the score is at least the threshold: ``threshold`` if
+    given, else the one ``nsad train`` calibrated on held-out normal images; without either the
+    decision is left empty (with a warning).
+
+    Returns:
+        One row per image: ``file``, ``score``, ``threshold``, ``decision``, ``map``, ``heatmap``.
+
+    Raises:
+        FileNotFoundError, ValueError: for missing or unreadable inputs or run files.
+    """
+    named = expand_inputs(inputs)
+    paths = [path for path, _ in named]
+    scorer = Scorer(run, device=device, score_rule=score_rule)
+    threshold = scorer.metadata.threshold if threshold is None else float(threshold)
+    if threshold is None:
+        warnings.warn("the run has no calibrated threshold and none was given (--threshold); "
+                      "scores are written without decisions", stacklevel=2)
+    result = scorer.score(paths)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    bounded = scorer.metadata.label_kind == "bounded"
+    rows = []
+    for (path, stem), framed, score in zip(named, result.maps, result.scores):
+        image = read_image(path)
+        anomaly_map = scorer.original_resolution(framed, image.shape).astype(np.float32)
+        np.save(out / f"{stem}.npy", anomaly_map)
+        heat = overlay(image, anomaly_map, vmin=0.0, vmax=1.0 if bounded else None)
+        side_by_side = np.concatenate([overlay(image, np.zeros_like(anomaly_map), opacity=0.0), heat], axis=1)
+        write_image(out / f"{stem}_heatmap.png", side_by_side)
+        decision = "" if threshold is None else ("anomalous" if score >= threshold else "normal")
+        rows.append({"file": str(path), "score": float(score), "threshold": "" if threshold is None else threshold,
+                     "decision": decision, "map": f"{stem}.npy", "heatmap": f"{stem}_heatmap.png"})
+    with open(out / SCORES_FILE, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return rows

@@ -1,0 +1,255 @@
+"""``nsad train``: the paper's model and protocol (NSA paper, Sec. 4.1) on a folder of normal images.
+
+Adam, batch 64, cosine annealing from 1e-3 to 1e-6 over the preset's epochs; synthetic examples
+made on the fly by the method's task; Lightning runs the loop, the devices, mixed precision,
+strategies such as ``ddp``, the progress bar, CSV logs and checkpoints (written atomically, at an
+interval, at the end and on an interruption; ``resume=True`` continues from the last one). A
+fraction of the normal images is held out to calibrate the decision threshold at a target false
+positive rate; the test set is never looked at.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from torch.utils.data import DataLoader
+
+from nsad._checks import check_choice, check_range
+from nsad.data.folder import find_dataset
+from nsad.data.transforms import IMAGENET_MEAN, IMAGENET_STD, TransformConfig
+from nsad.metrics import threshold_at_fpr
+from nsad.models import NSAModule, RunMetadata, count_parameters, save_run
+from nsad.pipeline._checkpoint import AtomicCheckpointIO
+from nsad.pipeline._sampling import EpochSampler
+from nsad.pipeline.datasets import SynthTrainingSet, load_training_images
+from nsad.pipeline.scoring import Scorer, parse_score_rule
+from nsad.synth.presets import PRESET_NAMES, Preset, get_preset
+from nsad.synth.registry import get_task
+
+SEGMENTATION_METHODS = {
+    "nsa-logistic": "nsa-logistic",
+    "nsa-binary": "nsa-binary",
+    "nsa-continuous": "nsa-continuous",
+    "cutpaste-e2e": "cutpaste-nsa",
+    "fpi": "fpi",
+    "pii": "pii",
+}
+"""Methods that train the paper's encoder-decoder, with the synthetic task each one learns."""
+
+CHECKPOINT = "last.ckpt"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything ``nsad train`` needs; defaults are the paper's protocol.
+
+    Attributes:
+        data: an MVTec AD category folder, a data set root (with ``category``), or a plain layout.
+        out: the run folder to write.
+        category: category name inside ``data``; also selects the preset ``mvtec/<category>``.
+        method: a key of :data:`SEGMENTATION_METHODS`.
+        preset: preset name; default ``mvtec/<category>`` when it exists, else ``default``.
+        epochs: training epochs; default the preset's (320 for bottle).
+        seed: seeds the model's initialisation and every synthetic example.
+        batch_size: examples per step (paper: 64).
+        image_size: side images are resized to (paper: 256); crops scale with it.
+        lr, lr_min: the cosine schedule's ends (paper: 1e-3 to 1e-6).
+        holdout: fraction of normal images kept out of training to calibrate the threshold.
+        target_fpr: false-positive rate on held-out normal images the threshold is set for.
+        score_rule: image score from the map: ``mean`` (paper), ``max`` or ``topk:F``.
+        accelerator, devices, strategy, precision, num_nodes: passed to Lightning's Trainer;
+            precision None means ``bf16-mixed`` on CUDA and ``32-true`` on the CPU.
+        workers: data loader processes; None picks ``min(8, cpus - 1)``.
+        examples_per_epoch: synthetic examples per epoch; default one per training image.
+        checkpoint_every: epochs between checkpoints.
+        resume: continue from ``out/checkpoints/last.ckpt``.
+        progress: show Lightning's progress bar.
+
+    The network always runs channels-last: faster on this kind of CPU (see the README) and the
+    layout tensor cores prefer.
+    """
+
+    data: Path
+    out: Path
+    category: str | None = None
+    method: str = "nsa-logistic"
+    preset: str | None = None
+    epochs: int | None = None
+    seed: int = 0
+    batch_size: int = 64
+    image_size: int = 256
+    lr: float = 1e-3
+    lr_min: float = 1e-6
+    holdout: float = 0.1
+    target_fpr: float = 0.01
+    score_rule: str = "mean"
+    accelerator: str = "auto"
+    devices: str | int = "auto"
+    strategy: str = "auto"
+    precision: str | None = None
+    num_nodes: int = 1
+    workers: int | None = None
+    examples_per_epoch: int | None = None
+    checkpoint_every: int = 10
+    resume: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        check_choice("method", self.method, SEGMENTATION_METHODS)
+        check_range("holdout", self.holdout, 0.0, 0.5)
+        check_range("target_fpr", self.target_fpr, 0.0, 1.0)
+        parse_score_rule(self.score_rule)
+        for name in ("batch_size", "checkpoint_every", "num_nodes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.epochs is not None and self.epochs < 1:
+            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
+
+
+class CheckpointOnInterrupt(Callback):
+    """Save the checkpoint when training stops on an exception or Ctrl-C, so ``--resume`` loses nothing."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        trainer.save_checkpoint(self.path)
+        print(f"nsad train: stopped ({type(exception).__name__}); saved {self.path}; continue with --resume")
+
+
+class _HideTips(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tip:" not in record.getMessage()
+
+
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_HideTips())
+
+
+def resolve_preset(config: TrainConfig, category: str) -> Preset:
+    """The config's preset, or ``mvtec/<category>`` when that exists, or ``default``."""
+    if config.preset is not None:
+        return get_preset(config.preset)
+    name = f"mvtec/{category}"
+    return get_preset(name if name in PRESET_NAMES else "default")
+
+
+def split_holdout(paths: list[Path], fraction: float, seed: int) -> tuple[list[Path], list[Path]]:
+    """Split normal images into training and held-out ones, reproducibly from ``seed``."""
+    count = int(round(fraction * len(paths)))
+    if fraction > 0 and len(paths) >= 4:
+        count = max(1, count)
+    if len(paths) - count < 1:
+        count = 0
+    order = np.random.default_rng([seed, 7919]).permutation(len(paths))
+    held = sorted(order[:count].tolist())
+    return [p for i, p in enumerate(paths) if i not in set(held)], [paths[i] for i in held]
+
+
+def default_workers() -> int:
+    """Loader processes: one per spare CPU core, at most 8."""
+    return max(0, min(8, (os.cpu_count() or 1) - 1))
+
+
+def default_precision(accelerator: str) -> str:
+    """``bf16-mixed`` where a CUDA device will be used, else full precision."""
+    uses_cuda = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    return "bf16-mixed" if uses_cuda else "32-true"
+
+
+def train(config: TrainConfig) -> Path:
+    """Train a model as ``config`` says and write the run folder; return its path.
+
+    The run folder holds ``model.safetensors`` and ``run.json`` (see :mod:`nsad.models.runfile`),
+    ``checkpoints/last.ckpt``, ``logs/metrics.csv`` and ``config.json``.
+
+    Raises:
+        FileExistsError: if ``out`` already holds a run and ``resume`` is not set.
+        FileNotFoundError: if ``resume`` is set and there is no checkpoint to resume from.
+        ValueError: for bad data or settings (the message names the file or value).
+    """
+    out = Path(config.out)
+    checkpoint = out / "checkpoints" / CHECKPOINT
+    if config.resume and not checkpoint.is_file():
+        raise FileNotFoundError(f"nothing to resume: {checkpoint} does not exist")
+    if not config.resume and out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"run folder {out} is not empty; choose a new --out or pass --resume")
+    layout = find_dataset(config.data, config.category, require_test=False)
+    preset = resolve_preset(config, layout.category)
+    epochs = config.epochs or preset.epochs
+    transform = TransformConfig.from_preset(preset, config.image_size)
+    train_paths, holdout_paths = split_holdout(list(layout.train), config.holdout, config.seed)
+    task = get_task(SEGMENTATION_METHODS[config.method], preset)
+    images = load_training_images(train_paths, transform)
+    dataset = SynthTrainingSet(images, task, transform, preset, config.seed, config.examples_per_epoch)
+    dataset.example(0, 0)  # bad settings (e.g. images too small for the preset) fail here, before training
+    workers = default_workers() if config.workers is None else config.workers
+    loader = DataLoader(dataset, batch_size=config.batch_size, sampler=EpochSampler(len(dataset), config.seed),
+                        num_workers=workers, persistent_workers=workers > 0, pin_memory=torch.cuda.is_available(),
+                        drop_last=False)
+    torch.manual_seed(config.seed)
+    module = NSAModule(in_channels=preset.channels, label_kind=task.label_kind, lr=config.lr, lr_min=config.lr_min,
+                       channels_last=True)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = {**{k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(config).items()},
+                "epochs": epochs, "preset": preset.name, "category": layout.category,
+                "train_images": len(train_paths), "holdout_images": len(holdout_paths), "workers": workers}
+    (out / "config.json").write_text(json.dumps(settings, indent=1))
+    print(f"nsad train: {config.method} on {layout.category} ({len(train_paths)} training images, "
+          f"{len(holdout_paths)} held out), preset {preset.name}, {epochs} epochs, "
+          f"{count_parameters(module.net):,} parameters")
+    trainer = L.Trainer(
+        max_epochs=epochs, accelerator=config.accelerator, devices=config.devices, strategy=config.strategy,
+        num_nodes=config.num_nodes, precision=config.precision or default_precision(config.accelerator),
+        logger=CSVLogger(out, name="logs", version=""), use_distributed_sampler=False,
+        callbacks=[ModelCheckpoint(dirpath=out / "checkpoints", filename="last", every_n_epochs=config.checkpoint_every,
+                                   save_top_k=1, enable_version_counter=False),
+                   CheckpointOnInterrupt(checkpoint)],
+        plugins=[AtomicCheckpointIO()], enable_progress_bar=config.progress, enable_model_summary=False,
+        log_every_n_steps=1, num_sanity_val_steps=0)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*validation_step.*val_dataloader.*")
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+        warnings.filterwarnings("ignore", message=".*weights_only.*")
+        trainer.fit(module, train_dataloaders=loader, ckpt_path=checkpoint if config.resume else None)
+    trainer.save_checkpoint(checkpoint)
+    if not trainer.is_global_zero:
+        return out
+    crop = None if transform.kind == "texture" else (transform.crop, transform.crop)
+    imagenet = preset.normalization == "imagenet"
+    mean = tuple(IMAGENET_MEAN.tolist()) if imagenet else (0.0,) * preset.channels
+    std = tuple(IMAGENET_STD.tolist()) if imagenet else (1.0,) * preset.channels
+    metadata = RunMetadata(
+        method=config.method, net=module.net.config, preset=preset.name, preset_values=_preset_values(preset),
+        resize_hw=(transform.resize, transform.resize), crop_hw=crop, mean=mean, std=std,
+        score_rule=config.score_rule,
+        training={"epochs": epochs, "seed": config.seed, "batch_size": config.batch_size,
+                  "precision": str(trainer.precision), "train_images": len(train_paths),
+                  "holdout_images": len(holdout_paths), "target_fpr": config.target_fpr,
+                  "steps": trainer.global_step, "task": SEGMENTATION_METHODS[config.method],
+                  "data": str(Path(config.data).resolve()), "category_arg": config.category})
+    module.net.to("cpu").float()
+    save_run(out, module.net, metadata)
+    if holdout_paths:
+        scores = Scorer(out, device="cpu").score(holdout_paths).scores
+        threshold = threshold_at_fpr(scores, config.target_fpr)
+        save_run(out, module.net, metadata.replace(threshold=float(threshold)))
+        print(f"nsad train: threshold {threshold:.6g} flags at most {config.target_fpr:.1%} of "
+              f"{len(holdout_paths)} held-out normal images")
+    print(f"nsad train: wrote {out / 'model.safetensors'} and {out / 'run.json'}")
+    return out
+
+
+def _preset_values(preset: Preset) -> dict:
+    values = dataclasses.asdict(preset)
+    return {key: (list(value) if isinstance(value, tuple) else value) for key, value in values.items()}
