@@ -6,9 +6,11 @@ footprint). Two observations make it fast on NSA's labels, which are zero outsid
 
 1. **Background skip.** With ``b = min(values)`` and ``n`` footprint pixels, the median is the
    ``n // 2``-th smallest footprint value (0-based), so it is ``b`` wherever at most ``n // 2`` of
-   the footprint values exceed ``b``. An unnormalised ``(2r+1) x (2r+1)`` box count of
-   ``values > b`` (OpenCV, reflect border) bounds the disk count from above, so only pixels whose
-   box count exceeds ``n // 2`` are filtered: per row, the span from the first to the last of them.
+   the footprint values exceed ``b``. A box count of ``values > b`` (OpenCV's unnormalised box
+   filter, reflect border) plus the number of disk pixels outside the box bounds the disk count
+   from above, so only pixels where that bound exceeds ``n // 2`` are filtered: per row, the span
+   from the first to the last of them. The box is the square closest to the disk (9 x 9 for
+   ``r = 5``, which leaves out the disk's 4 tips: filtered where the box count exceeds 36).
 2. **Sliding histogram** (T. S. Huang, G. J. Yang and G. Y. Tang, "A fast two-dimensional median
    filtering algorithm", IEEE TASSP 27(1), 1979). Along a span, moving the disk one pixel to the
    right removes the left end and adds the right end of each of its ``2r+1`` rows, and the median
@@ -127,11 +129,11 @@ def _median_codes(codes: np.ndarray, radius: int, backend: str) -> np.ndarray:
     rank = int((2 * half_widths + 1).sum()) // 2
     background = codes.min()
     out = np.full(codes.shape, background, np.uint16)
-    side = 2 * radius + 1
+    side, outside = _skip_box(radius)
     above = (codes > background).view(np.uint8)
     count = cv2.boxFilter(above, cv2.CV_16U if side * side < 1 << 16 else cv2.CV_32S, (side, side),
                           normalize=False, borderType=cv2.BORDER_REFLECT)
-    need = count > rank
+    need = count > rank - outside
     if not need.any():
         return out
     padded = cv2.copyMakeBorder(codes, radius, radius, radius, radius, cv2.BORDER_REFLECT)
@@ -143,6 +145,25 @@ def _median_codes(codes: np.ndarray, radius: int, backend: str) -> np.ndarray:
     else:
         _median_box_reference(padded, need, radius, out)
     return out
+
+
+@functools.cache
+def _skip_box(radius: int) -> tuple[int, int]:
+    """Side of the square closest to the disk of ``radius`` and the number of disk pixels outside it.
+
+    Closest means fewest pixels in one but not the other; ``count(square) + outside`` is an upper
+    bound of any count over the disk.
+    """
+    half_widths = disk_half_widths(radius)
+    size = int((2 * half_widths + 1).sum())
+    best = None
+    for half in range(radius + 1):
+        rows = half_widths[radius - half:radius + half + 1]
+        inside = int((2 * np.minimum(rows, half) + 1).sum())
+        mismatch = (2 * half + 1) ** 2 - inside + size - inside
+        if best is None or mismatch < best[0]:
+            best = (mismatch, 2 * half + 1, size - inside)
+    return best[1], best[2]
 
 
 def _median_box_reference(padded: np.ndarray, need: np.ndarray, radius: int, out: np.ndarray) -> None:
