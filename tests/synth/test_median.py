@@ -45,6 +45,18 @@ def test_disk_half_widths_give_the_labels_disk():
     assert int((2 * disk_half_widths(5) + 1).sum()) == 81
 
 
+def test_skip_box_counts_the_disk_pixels_outside_it():
+    # count(box) + outside must bound the disk count: outside is exactly |disk \ box|.
+    for radius in range(13):
+        side, outside = median_module._skip_box(radius)
+        footprint = labels.disk(radius)
+        start = radius - side // 2
+        box = np.zeros_like(footprint)
+        box[start:start + side, start:start + side] = True
+        assert side % 2 == 1 and outside == int((footprint & ~box).sum())
+    assert median_module._skip_box(5) == (9, 4)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_tiny_crops_every_shape_up_to_12(backend):
     # Crops smaller than the disk: the reflect border folds several times (scipy's 'reflect').
@@ -84,9 +96,12 @@ def test_constant_arrays(backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_background_skip_boundary_41_of_81(backend):
-    # Exactly 41 non-zero disk values make a non-zero median, 40 do not.
+    # Exactly 41 non-zero disk values make a non-zero median, 40 do not. The disk's 4 tips come
+    # first: with them, 41 values put only 37 in the 9 x 9 skip box, just over its bound (36).
     footprint = labels.disk(5)
-    order = np.argwhere(footprint)
+    tips = [(0, 5), (5, 0), (5, 10), (10, 5)]
+    order = tips + [tuple(p) for p in np.argwhere(footprint) if tuple(p) not in tips]
+    order = np.array(order)
     for count in (40, 41):
         values = np.zeros((11, 11), np.uint16)
         ys, xs = order[:count].T
@@ -100,7 +115,7 @@ def test_background_skip_boundary_41_of_81(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("radius", [0, 1, 2, 3, 7])
+@pytest.mark.parametrize("radius", [0, 1, 2, 3, 7, 8])
 def test_other_radii(backend, radius):
     rng = np.random.default_rng(radius)
     for shape in [(1, 1), (3, 8), (25, 31)]:
