@@ -108,13 +108,18 @@ def median_disk(values: np.ndarray, radius: int = 5, *, backend: MedianBackend =
         return _median_codes(values, radius, backend).astype(values.dtype, copy=False)
     if values.dtype.kind == "f" and np.isnan(values).any():
         raise ValueError("values contain NaN; the median of a footprint with NaN is undefined")
-    distinct, codes = np.unique(values, return_inverse=True)
-    if distinct.size > _MAX_CODES:
+    # Rank only the values above the minimum (few, in a label): the minimum is code 0.
+    background = values.min()
+    above = values > background
+    distinct_above, inverse = np.unique(values[above], return_inverse=True)
+    if distinct_above.size + 1 > _MAX_CODES:
         from scipy import ndimage
 
-        footprint = _disk_footprint(radius)
-        return ndimage.median_filter(values, footprint=footprint, mode="reflect")
-    return distinct[_median_codes(codes.reshape(values.shape).astype(np.uint16), radius, backend)]
+        return ndimage.median_filter(values, footprint=_disk_footprint(radius), mode="reflect")
+    codes = np.zeros(values.shape, np.uint16)
+    codes[above] = inverse.reshape(-1) + 1
+    distinct = np.concatenate([background[None], distinct_above])
+    return distinct[_median_codes(codes, radius, backend)]
 
 
 def _disk_footprint(radius: int) -> np.ndarray:
