@@ -18,8 +18,9 @@ footprint). Two observations make it fast on NSA's labels, which are zero outsid
    than 1,024 bins) add a coarse histogram so that the median moves by whole blocks.
 
 The histogram runs on integer codes: ``uint8``/``uint16`` values are their own codes; any other
-dtype (floats, signed integers, bool) is replaced by its rank among the distinct values
-(``numpy.unique``), which the median commutes with. The compiled kernel needs ``numba`` (an
+dtype (floats, signed integers, bool) is replaced by its rank (the minimum is 0, the distinct
+values above it ``1, 2, ...`` in order, from ``numpy.unique``), which the median commutes with;
+more than 65,536 distinct values go to SciPy's median. The compiled kernel needs ``numba`` (an
 optional accelerator, imported on first use and cached on disk with ``cache=True``); without it
 the ``skimage`` backend runs scikit-image's rank median (or SciPy's median for more than 4,096
 codes) on the bounding box of the spans, with the same results.

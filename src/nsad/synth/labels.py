@@ -64,8 +64,9 @@ def median_binary(changed: np.ndarray) -> np.ndarray:
 def median_disk(values: np.ndarray) -> np.ndarray:
     """Median over a disk of radius 5 with a reflect border, exactly SciPy's ``median_filter``.
 
-    Only pixels where more than 40 of the 81 disk values are non-zero are filtered, with a
-    compiled sliding histogram when numba is installed (:func:`nsad.synth._median.median_disk`).
+    Only pixels where more than 40 of the 81 disk values may be non-zero (a 9 x 9 box count bounds
+    it) are filtered, with a compiled sliding histogram when numba is installed, else with
+    scikit-image's rank median (:func:`nsad.synth._median.median_disk`).
     """
     from nsad.synth._median import median_disk as median_disk_exact
 
