@@ -8,8 +8,9 @@ Prints JSON lines:
   and those of about 120 x 120 pixels, interleaved call by call:
   ``old`` (the previous code: pad, then scikit-image's rank median over the whole crop),
   ``numba`` and ``skimage`` (the two backends of ``nsad.synth._median.median_disk``);
-- ``example``: NSA examples per second (one core) with the old and the new median, measured in
-  alternating rounds in the same run, and their ratio.
+- ``example``: NSA examples per second (one core: BLAS, OpenMP and OpenCV limited to
+  ``--threads``, default 1) with the old and the new median, measured in alternating rounds on
+  the same examples in the same run, and the ratio of the best rounds.
 
 Example::
 
@@ -25,9 +26,11 @@ import platform
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 from scipy import ndimage
 from skimage.filters import rank
+from threadpoolctl import threadpool_limits
 
 import nsad.synth.labels as labels
 from nsad.cli.bench import centre_crop
@@ -88,7 +91,7 @@ def examples_per_s(dataset: SynthDataset) -> float:
 
 
 def main() -> None:
-    """Parse the arguments, record the inputs and print the JSON lines."""
+    """Parse the arguments and run the benchmark with the threads limited."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("/work/shared/data/mvtec_ad_256/bottle"),
@@ -101,8 +104,16 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=300, help="examples recorded and per timing round")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of the example timing")
     parser.add_argument("--repeats", type=int, default=3, help="calls per input for the median timing (best)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="BLAS/OpenMP/OpenCV threads (default: 1, a per-core rate)")
     args = parser.parse_args()
+    cv2.setNumThreads(args.threads)
+    with threadpool_limits(args.threads):
+        run(args)
 
+
+def run(args: argparse.Namespace) -> None:
+    """Record the inputs, time them and print the JSON lines."""
     paths = normal_image_paths(args.data)[:args.images]
     images = [centre_crop(read_image(path), args.crop) for path in paths]
     inputs = record_inputs(images, args)
@@ -145,7 +156,8 @@ def main() -> None:
             finally:
                 labels.median_disk = new
     old_rate, new_rate = max(rates["old"]), max(rates["new"])
-    machine = f"{platform.machine()}, {os.cpu_count()} cpus, python {platform.python_version()}"
+    machine = (f"{platform.machine()}, {os.cpu_count()} cpus, {args.threads} thread(s), "
+               f"python {platform.python_version()}")
     print(json.dumps({"bench": "example", "task": args.task, "preset": args.preset, "backend": args.backend,
                       "crop": args.crop, "examples_per_round": args.count,
                       "old_examples_per_s": [round(r, 1) for r in rates["old"]],
