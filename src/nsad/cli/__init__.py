@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.run(args) or 0)
+        return int(args.handler(args) or 0)
     except (ValueError, FileNotFoundError, NotADirectoryError, FileExistsError) as error:
         print(f"nsad {args.command}: error: {error}", file=sys.stderr)
         return 2

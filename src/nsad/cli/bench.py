@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument("--crop", type=int, default=224, help="centre crop side in pixels (default: 224; 0: none)")
     synth.add_argument("--count", type=int, default=300, help="examples per measurement (default: 300)")
     synth.add_argument("--images", type=int, default=32, help="number of images read (default: 32)")
-    synth.set_defaults(run=run_synth)
+    synth.set_defaults(handler=run_synth)
 
 
 def centre_crop(image: np.ndarray, side: int) -> np.ndarray:

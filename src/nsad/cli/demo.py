@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--examples-per-epoch", type=int, default=64,
                         help="synthetic examples per epoch (default: 64)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.set_defaults(run=run)
+    parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:

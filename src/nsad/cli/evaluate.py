@@ -17,16 +17,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=f"Score the labelled test images with each --run and write RUN/{METRICS_FILE}: image AUROC, "
                     "pixel AUROC, AU-PRO up to FPR 0.3 and F1-max, overall and per defect type. Several runs "
                     "(e.g. seeds) also print mean ± standard error.")
-    parser.add_argument("--run", required=True, action="append", type=Path, help="run folder (repeatable)")
+    parser.add_argument("--run", dest="runs", required=True, action="append", type=Path,
+                        help="run folder (repeatable)")
     parser.add_argument("--data", type=Path, help="test data (default: the data the run was trained on)")
     parser.add_argument("--category", help="category folder inside --data")
     parser.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (default: cuda if available)")
     parser.add_argument("--score-rule", help="override the run's image score: mean, max or topk:F")
-    parser.set_defaults(run=run)
+    parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    reports = [evaluate_run(path, args.data, args.category, args.device, args.score_rule) for path in args.run]
+    reports = [evaluate_run(path, args.data, args.category, args.device, args.score_rule) for path in args.runs]
     for report in reports:
         rows = {"all": report["metrics"], **report["by_defect_type"]}
         table = {name: {column: values.get(column, float("nan")) for column in COLUMNS} for name, values in rows.items()}

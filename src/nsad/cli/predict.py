@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="decision threshold on the image score (default: the one nsad train calibrated)")
     parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--score-rule", help="override the run's image score: mean, max or topk:F")
-    parser.set_defaults(run=run)
+    parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--ellipses", type=int, default=0,
                         help="NSA/FPI/PII: shape patches as a union of this many random ellipses (default: 0, "
                              "rectangles)")
-    parser.set_defaults(run=run)
+    parser.set_defaults(handler=run)
 
 
 def label_to_png(label: np.ndarray, label_kind: str) -> np.ndarray:

@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the model and the synthetic examples")
     parser.add_argument("--resume", action="store_true", help="continue from --out's last checkpoint")
     add_training_options(parser)
-    parser.set_defaults(run=run)
+    parser.set_defaults(handler=run)
 
 
 def config_from_args(args: argparse.Namespace, **overrides: object) -> TrainConfig:

@@ -43,14 +43,12 @@ def evaluate_run(run: str | Path, data: str | Path | None = None, category: str 
     samples = layout.test
     result = scorer.score([sample.path for sample in samples])
     side = result.maps.shape[-1]
-    masks = [read_sample_mask(sample, side) for sample in samples]
-    have_masks = any(mask is not None for mask in masks)
+    have_masks = layout.has_masks
     mask_array = None
     if have_masks:
         mask_array = np.zeros((len(samples), side, side), np.uint8)
-        for index, mask in enumerate(masks):
-            if mask is not None:
-                mask_array[index] = mask.astype(bool)
+        for index, sample in enumerate(samples):
+            mask_array[index] = read_sample_mask(sample, side)
     by_type = evaluate_by_defect_type(result.scores, [s.defect_type if s.is_anomalous else "good" for s in samples],
                                       result.maps if have_masks else None, mask_array)
     report = {"run": str(run), "method": scorer.metadata.method, "category": layout.category,

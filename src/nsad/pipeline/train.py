@@ -171,7 +171,8 @@ def train(config: TrainConfig) -> Path:
     """Train a model as ``config`` says and write the run folder; return its path.
 
     The run folder holds ``model.safetensors`` and ``run.json`` (see :mod:`nsad.models.runfile`),
-    ``checkpoints/last.ckpt``, ``logs/metrics.csv`` and ``config.json``.
+    ``checkpoints/last.ckpt``, ``logs/version_N/metrics.csv`` (one version per start, so a resume
+    keeps the earlier log) and ``config.json``.
 
     Raises:
         FileExistsError: if ``out`` already holds a run and ``resume`` is not set.
@@ -211,7 +212,7 @@ def train(config: TrainConfig) -> Path:
     trainer = L.Trainer(
         max_epochs=epochs, accelerator=config.accelerator, devices=config.devices, strategy=config.strategy,
         num_nodes=config.num_nodes, precision=config.precision or default_precision(config.accelerator),
-        logger=CSVLogger(out, name="logs", version=""), use_distributed_sampler=False,
+        logger=CSVLogger(out, name="logs"), use_distributed_sampler=False,
         callbacks=[ModelCheckpoint(dirpath=out / "checkpoints", filename="last", every_n_epochs=config.checkpoint_every,
                                    save_top_k=1, enable_version_counter=False),
                    CheckpointOnInterrupt(checkpoint)],
