@@ -78,7 +78,7 @@ def test_round_trip_from_a_channels_last_network(tmp_path):
 
 def test_metadata_file_is_plain_json_with_versions(run):
     data = json.loads((run / METADATA_NAME).read_text())
-    assert data["format"] == "nsad-run" and data["format_version"] == 1
+    assert data["format"] == "nsad-run" and data["format_version"] == 2 and data["model"] == "anomaly-net"
     assert data["nsad_version"] == nsad.__version__ and data["torch_version"] == torch.__version__
     assert data["net"]["label_kind"] == "bounded" and data["crop_hw"] == [224, 224]
     assert data["mean"] == list(IMAGENET_MEAN) and data["score_rule"] == "mean"
@@ -136,7 +136,7 @@ def test_unknown_format_version(run):
     with pytest.raises(
         RunFormatError,
         match=r"run.json': format_version 99 is not supported by nsad .*; it reads "
-        r"versions \[1\] \(a newer nsad may read it\)",
+        r"versions \[1, 2\] \(a newer nsad may read it\)",
     ):
         load_run(run)
 
@@ -236,5 +236,24 @@ def test_metadata_to_dict_from_dict_round_trip_and_replace():
     assert metadata.replace(score_rule="max").score_rule == "max"
     with pytest.raises(ValueError, match=r"mean must hold 3 finite numbers"):
         metadata.replace(mean=(0.5, float("nan"), 0.5))
-    with pytest.raises(ValueError, match=r"format_version 2 is not supported"):
-        metadata.replace(format_version=2)
+    with pytest.raises(ValueError, match=r"format_version 3 is not supported"):
+        metadata.replace(format_version=3)
+
+
+def test_version_1_files_are_read_as_anomaly_net_runs(run, trained_net):
+    data = json.loads((run / METADATA_NAME).read_text())
+    del data["model"], data["model_options"]
+    data["format_version"] = 1
+    (run / METADATA_NAME).write_text(json.dumps(data))
+    loaded = load_run(run)
+    assert loaded.metadata.model == "anomaly-net" and loaded.metadata.format_version == 1
+    assert loaded.metadata.to_dict() == data  # re-written as version 1, without the version-2 keys
+    images = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(loaded.net(images), trained_net(images))
+    data["model"] = "anomaly-net"
+    (run / METADATA_NAME).write_text(json.dumps(data))
+    with pytest.raises(RunFormatError, match=r"unknown keys \['model'\] in run metadata"):
+        load_run(run)
+    with pytest.raises(ValueError, match=r"format_version 1 holds anomaly-net runs"):
+        loaded.metadata.replace(model_options={"sigma_px": 4.0})

@@ -1,11 +1,17 @@
 """A trained run on disk: ``model.safetensors`` (weights) beside ``run.json`` (how to rebuild and score).
 
-``run.json`` holds a :class:`RunMetadata`: the network's configuration, the method and preset it was
-trained with, the preprocessing that test images need (resize, crop, normalisation), the scoring
+``run.json`` holds a :class:`RunMetadata`: the kind of model (:data:`MODEL_KINDS`: the NSA paper's
+encoder-decoder, CutPaste's classifier or Bauer's autoencoder), the network's configuration, options
+its scoring needs, the method and preset it was trained with, the preprocessing that test images need (resize, crop, normalisation), the scoring
 rule, an optional decision threshold and the versions that wrote it. Both files are written
 atomically (temporary file in the same folder, fsync, ``os.replace``), weights first, so a folder
 with a ``run.json`` always has complete weights beside it. :func:`load_run` checks everything and
 names the file and the problem when something is wrong.
+
+Format versions: version 1 (nsad before the other model kinds) holds AnomalyNet runs only and has
+no ``model`` or ``model_options`` keys; version 2 adds them. Both are read; version 2 is written.
+A model kind may keep more files in the run folder (CutPaste's density estimator); the code that
+scores that kind reads them.
 """
 
 from __future__ import annotations
@@ -26,14 +32,29 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 import nsad
+from torch import nn
+
 from nsad._checks import check_choice
+from nsad.models.cutpaste import CutPasteConfig, CutPasteNet
 from nsad.models.net import LABEL_KINDS, AnomalyNet, NetConfig
+from nsad.models.ssae import SSAEConfig, SSAENet
 
 FORMAT = "nsad-run"
-FORMAT_VERSION = 1
-SUPPORTED_FORMAT_VERSIONS: tuple[int, ...] = (1,)
+FORMAT_VERSION = 2
+SUPPORTED_FORMAT_VERSIONS: tuple[int, ...] = (1, 2)
 METADATA_NAME = "run.json"
 WEIGHTS_NAME = "model.safetensors"
+
+MODEL_KINDS: dict[str, tuple[type, type[nn.Module]]] = {
+    "anomaly-net": (NetConfig, AnomalyNet),
+    "cutpaste": (CutPasteConfig, CutPasteNet),
+    "ssae": (SSAEConfig, SSAENet),
+}
+"""Model kind -> (config class, network class). ``anomaly-net`` is the NSA paper's encoder-decoder
+(every segmentation method), ``cutpaste`` CutPaste's classifier, ``ssae`` Bauer's autoencoder."""
+DEFAULT_MODEL = "anomaly-net"
+VERSION_2_KEYS: tuple[str, ...] = ("model", "model_options")
+"""Keys that format version 1 does not have."""
 
 
 class RunFormatError(ValueError):
@@ -74,8 +95,9 @@ class RunMetadata:
     """What ``run.json`` records: everything needed to rebuild the network and score new images.
 
     Attributes:
-        method: the synthetic task the model learnt, e.g. ``nsa-logistic``.
-        net: the architecture (its ``label_kind`` decides the final activation).
+        method: the method the model was trained with, e.g. ``nsa-logistic`` or ``cutpaste-3way``.
+        net: the architecture: a :class:`NetConfig` (its ``label_kind`` decides the final
+            activation), :class:`CutPasteConfig` or :class:`SSAEConfig`, as ``model`` says.
         preset: the preset's name, e.g. ``mvtec/bottle``.
         preset_values: the preset's values as used (a JSON object), so later changes to the preset
             table do not change what the run means.
@@ -88,6 +110,9 @@ class RunMetadata:
         threshold: image-score threshold for a normal/anomalous decision, or None.
         training: free-form record of the training run (epochs, seed, batch size, precision...);
             informative only, never needed to score.
+        model: the model kind, a key of :data:`MODEL_KINDS` (version 1 files: always ``anomaly-net``).
+        model_options: what scoring this kind needs besides the weights (a JSON object, e.g.
+            CutPaste's patch size and stride); empty for ``anomaly-net``.
         nsad_version: version of nsad that wrote the run.
         torch_version: version of torch that wrote the run.
         format: always ``nsad-run``; marks the file as an nsad run.
@@ -105,20 +130,26 @@ class RunMetadata:
     score_rule: str = "mean"
     threshold: float | None = None
     training: Mapping[str, Any] = field(default_factory=dict)
+    model: str = DEFAULT_MODEL
+    model_options: Mapping[str, Any] = field(default_factory=dict)
     nsad_version: str = nsad.__version__
     torch_version: str = torch.__version__
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
-        for name in ("method", "preset", "score_rule", "nsad_version", "torch_version"):
+        for name in ("method", "preset", "score_rule", "nsad_version", "torch_version", "model"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value:
                 raise ValueError(f"{name} must be a non-empty string, got {value!r}")
-        if not isinstance(self.net, NetConfig):
-            raise TypeError(f"net must be a NetConfig, got {type(self.net).__name__}")
-        check_choice("label_kind", self.net.label_kind, LABEL_KINDS)
-        for name in ("preset_values", "training"):
+        check_choice("model", self.model, MODEL_KINDS)
+        config_type = MODEL_KINDS[self.model][0]
+        if not isinstance(self.net, config_type):
+            raise TypeError(f"net must be a {config_type.__name__} for model {self.model!r}, "
+                            f"got {type(self.net).__name__}")
+        if self.model == DEFAULT_MODEL:
+            check_choice("label_kind", self.net.label_kind, LABEL_KINDS)
+        for name in ("preset_values", "training", "model_options"):
             if not isinstance(getattr(self, name), Mapping):
                 raise TypeError(f"{name} must be a mapping, got {type(getattr(self, name)).__name__}")
         object.__setattr__(self, "resize_hw", _pair("resize_hw", self.resize_hw))
@@ -143,11 +174,18 @@ class RunMetadata:
                 f"format_version {self.format_version!r} is not supported by nsad {nsad.__version__}; "
                 f"it reads versions {list(SUPPORTED_FORMAT_VERSIONS)} (a newer nsad may read it)"
             )
+        if self.format_version == 1 and (self.model != DEFAULT_MODEL or self.model_options):
+            raise ValueError(f"format_version 1 holds {DEFAULT_MODEL} runs without model_options; "
+                             f"a {self.model!r} run needs format_version {FORMAT_VERSION}")
 
     @property
     def label_kind(self) -> str:
-        """``bounded`` (sigmoid maps in (0, 1)) or ``continuous`` (ReLU maps >= 0)."""
-        return self.net.label_kind
+        """``bounded`` (maps in (0, 1): AnomalyNet's sigmoid) or ``continuous`` (maps >= 0 on no fixed scale).
+
+        CutPaste's maps (Mahalanobis distances) and Bauer's (smoothed reconstruction errors, small
+        fractions of the intensity range) are ``continuous``.
+        """
+        return self.net.label_kind if self.model == DEFAULT_MODEL else "continuous"
 
     @property
     def in_channels(self) -> int:
@@ -162,8 +200,10 @@ class RunMetadata:
         """Return a JSON-ready dict: tuples as lists, the network config as a nested object."""
         data: dict[str, Any] = {}
         for f in dataclasses.fields(self):
+            if self.format_version == 1 and f.name in VERSION_2_KEYS:
+                continue
             value = getattr(self, f.name)
-            if isinstance(value, NetConfig):
+            if f.name == "net":
                 value = value.to_dict()
             elif isinstance(value, tuple):
                 value = list(value)
@@ -176,9 +216,12 @@ class RunMetadata:
     def from_dict(cls, data: Mapping[str, Any]) -> RunMetadata:
         """Build metadata from :meth:`to_dict`'s output (a parsed ``run.json``).
 
+        Version 1 data (no ``model`` key) is read as an ``anomaly-net`` run.
+
         Raises:
             ValueError: for a format that is not ``nsad-run``, an unsupported ``format_version``,
-                unknown or missing keys, or invalid values.
+                unknown or missing keys (``model`` and ``model_options`` are unknown in version 1),
+                an unknown model kind, or invalid values.
             TypeError: if ``data`` or ``net`` is not a mapping.
         """
         if not isinstance(data, Mapping):
@@ -192,6 +235,8 @@ class RunMetadata:
                 f"versions {list(SUPPORTED_FORMAT_VERSIONS)} (a newer nsad may read it)"
             )
         fields = {f.name: f for f in dataclasses.fields(cls)}
+        if version == 1:
+            fields = {name: f for name, f in fields.items() if name not in VERSION_2_KEYS}
         unknown = sorted(set(data) - set(fields))
         if unknown:
             raise ValueError(f"unknown keys {unknown} in run metadata; accepted keys are {sorted(fields)}")
@@ -206,7 +251,9 @@ class RunMetadata:
         values = dict(data)
         if not isinstance(values["net"], Mapping):
             raise TypeError(f"net must be a JSON object, got {type(values['net']).__name__}")
-        values["net"] = NetConfig.from_dict(values["net"])
+        model = values.get("model", DEFAULT_MODEL)
+        check_choice("model", model, MODEL_KINDS)
+        values["net"] = MODEL_KINDS[model][0].from_dict(values["net"])
         return cls(**values)
 
 
@@ -244,20 +291,24 @@ def write_atomic(path: str | Path, data: bytes) -> Path:
     return path
 
 
-def save_run(folder: str | Path, net: AnomalyNet, metadata: RunMetadata) -> Path:
+def save_run(folder: str | Path, net: nn.Module, metadata: RunMetadata) -> Path:
     """Save ``net``'s weights as safetensors and ``metadata`` as JSON into ``folder``.
 
     Args:
         folder: the run folder; created if needed; existing run files are replaced.
-        net: the trained network (any device, any memory format).
+        net: the trained network (any device, any memory format), of ``metadata.model``'s class.
         metadata: the run's metadata; its ``net`` must equal ``net.config``.
 
     Returns:
         The folder.
 
     Raises:
-        ValueError: if ``metadata.net`` differs from ``net.config``.
+        ValueError: if ``net`` is not the network class of ``metadata.model`` or ``metadata.net``
+            differs from ``net.config``.
     """
+    network_type = MODEL_KINDS[metadata.model][1]
+    if not isinstance(net, network_type):
+        raise ValueError(f"a {metadata.model!r} run holds a {network_type.__name__}, got {type(net).__name__}")
     if metadata.net != net.config:
         raise ValueError(f"metadata.net {metadata.net} does not describe the network to save ({net.config})")
     folder = Path(folder)
@@ -299,7 +350,7 @@ def read_metadata(folder: str | Path) -> RunMetadata:
 class LoadedRun:
     """A run read back by :func:`load_run`: the network (eval mode) and its metadata."""
 
-    net: AnomalyNet
+    net: nn.Module
     metadata: RunMetadata
     folder: Path
 
@@ -312,7 +363,7 @@ def load_run(folder: str | Path, device: str | torch.device = "cpu") -> LoadedRu
         device: where to put the network.
 
     Returns:
-        The network in eval mode on ``device``, its metadata and the folder.
+        The network of ``metadata.model``'s class in eval mode on ``device``, its metadata and the folder.
 
     Raises:
         FileNotFoundError: if the folder, ``run.json`` or ``model.safetensors`` is missing.
@@ -329,7 +380,7 @@ def load_run(folder: str | Path, device: str | torch.device = "cpu") -> LoadedRu
     except (SafetensorError, ValueError, RuntimeError) as error:
         raise RunFormatError(f"{str(path)!r} is not a readable safetensors file: {error}") from error
 
-    net = AnomalyNet(metadata.net)
+    net = MODEL_KINDS[metadata.model][1](metadata.net)
     expected = net.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
