@@ -2,8 +2,9 @@
 
 ``run.json`` holds a :class:`RunMetadata`: the kind of model (:data:`MODEL_KINDS`: the NSA paper's
 encoder-decoder, CutPaste's classifier or Bauer's autoencoder), the network's configuration, options
-its scoring needs, the method and preset it was trained with, the preprocessing that test images need (resize, crop, normalisation), the scoring
-rule, an optional decision threshold and the versions that wrote it. Both files are written
+its scoring needs, the method and preset it was trained with, the preprocessing that test images
+need (resize, crop, normalisation), the scoring rule, an optional decision threshold and the
+versions that wrote it. Both files are written
 atomically (temporary file in the same folder, fsync, ``os.replace``), weights first, so a folder
 with a ``run.json`` always has complete weights beside it. :func:`load_run` checks everything and
 names the file and the problem when something is wrong.
@@ -30,10 +31,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
-
-import nsad
 from torch import nn
 
+import nsad
 from nsad._checks import check_choice
 from nsad.models.cutpaste import CutPasteConfig, CutPasteNet
 from nsad.models.net import LABEL_KINDS, AnomalyNet, NetConfig
@@ -308,7 +308,9 @@ def save_run(folder: str | Path, net: nn.Module, metadata: RunMetadata) -> Path:
     """
     network_type = MODEL_KINDS[metadata.model][1]
     if not isinstance(net, network_type):
-        raise ValueError(f"a {metadata.model!r} run holds a {network_type.__name__}, got {type(net).__name__}")
+        raise ValueError(
+            f"a {metadata.model!r} run holds a {network_type.__name__}, got {type(net).__name__}"
+        )
     if metadata.net != net.config:
         raise ValueError(f"metadata.net {metadata.net} does not describe the network to save ({net.config})")
     folder = Path(folder)
