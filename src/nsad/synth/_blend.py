@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from nsad._checks import check_choice
-from nsad.synth._blend_dst import dst_clone
+from nsad.synth._blend_dst import blend_into, dst_clone, opencv_mask_box
 
 BlendFn = Callable[[np.ndarray, np.ndarray, np.ndarray, tuple[int, int], str], np.ndarray]
 
@@ -32,8 +32,8 @@ def _opencv_clone(src: np.ndarray, dst: np.ndarray, mask: np.ndarray, center: tu
     channels = src.shape[2]
     if channels == 1:
         src, dst = np.repeat(src, 3, axis=2), np.repeat(dst, 3, axis=2)
-    # seamlessClone overwrites the mask it is given (SPEC.md section 2).
-    out = cv2.seamlessClone(src, dst, mask.copy(), center, _OPENCV_FLAGS[mode])
+    # seamlessClone scales the mask by 1/255 and overwrites it (SPEC.md section 2): pass a 0/255 copy.
+    out = cv2.seamlessClone(src, dst, (mask != 0).astype(np.uint8) * 255, center, _OPENCV_FLAGS[mode])
     return out[:, :, :1] if channels == 1 else out
 
 
@@ -52,10 +52,37 @@ DEFAULT_BACKEND = "dst"
 
 
 def mask_box(mask: np.ndarray) -> tuple[int, int, int, int]:
-    """Return the bounding box ``(x, y, width, height)`` of the non-zero pixels of ``mask``."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    return int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)
+    """Return the bounding box ``(x, y, width, height)`` of the non-zero pixels of a uint8/bool ``mask``."""
+    x, y, width, height = cv2.boundingRect(mask.view(np.uint8) if mask.dtype == np.bool_ else mask)
+    return x, y, width, height
+
+
+def blend_patch(image: np.ndarray, patch: np.ndarray, mask: np.ndarray, top_left: tuple[int, int],
+                mode: Literal["normal", "mixed"] = "normal", backend: str | None = None) -> np.ndarray:
+    """Poisson-blend a box-sized ``patch`` into ``image`` at ``top_left``: the engine's hot path.
+
+    Same result as ``seamless_clone(patch, image, mask, center, mode, backend)`` with the centre of
+    the mask's box at ``top_left`` plus its offset in the patch. The ``dst`` backend writes into
+    ``image`` in place and touches only the box; other backends return a new array.
+
+    Args:
+        image: (H, W, C) uint8/uint16 destination.
+        patch: (h, w, C) source patch, same dtype and channels.
+        mask: (h, w) uint8 mask with a zero outer ring (as the NSA authors make it), non-empty.
+        top_left: (x, y) of the patch in ``image``.
+        mode: ``normal`` or ``mixed`` gradients.
+        backend: a name from ``BLEND_BACKENDS``; None picks ``DEFAULT_BACKEND``.
+
+    Returns:
+        The blended image: ``image`` itself for ``dst``, else a new array.
+    """
+    x, y, width, height = mask_box(mask)
+    if (backend or DEFAULT_BACKEND) == "dst":
+        blend_into(image, patch[y:y + height, x:x + width], mask[y:y + height, x:x + width],
+                   (top_left[0] + x, top_left[1] + y), mode)
+        return image
+    center = (top_left[0] + x + width // 2, top_left[1] + y + height // 2)
+    return seamless_clone(patch, image, mask, center, mode, backend)
 
 
 def seamless_clone(src: np.ndarray, dst: np.ndarray, mask: np.ndarray, center: tuple[int, int],
@@ -96,11 +123,11 @@ def seamless_clone(src: np.ndarray, dst: np.ndarray, mask: np.ndarray, center: t
         raise ValueError(f"mask {mask.shape} must have the size of src {src.shape[:2]}")
     if not mask2.any():
         raise ValueError("mask has no non-zero pixel: nothing to blend")
-    x, y, width, height = mask_box(mask2)
+    x, y, width, height = opencv_mask_box(mask2)
     left, top = int(center[0]) - width // 2, int(center[1]) - height // 2
     if left < 0 or top < 0 or left + width > dst3.shape[1] or top + height > dst3.shape[0]:
         raise ValueError(f"the mask's {width}x{height} box centred at {tuple(center)} does not fit inside "
                          f"dst ({dst3.shape[1]}x{dst3.shape[0]})")
     out = BLEND_BACKENDS[backend](np.ascontiguousarray(src3), np.ascontiguousarray(dst3),
-                                  (mask2 != 0).astype(np.uint8) * 255, (int(center[0]), int(center[1])), mode)
+                                  mask2, (int(center[0]), int(center[1])), mode)
     return out[:, :, 0] if squeeze else out

@@ -16,7 +16,7 @@ from typing import ClassVar
 import numpy as np
 
 from nsad._checks import check_image
-from nsad.synth._blend import mask_box, seamless_clone
+from nsad.synth._blend import blend_patch
 from nsad.synth._patch import check_image_fits, sample_patch_size, sample_source_box
 from nsad.synth._types import Box, PatchRecord, Synth
 from nsad.synth.nsa import MIN_BLEND_PIXELS, PatchPlacementWarning, blend_mask, patch_shape
@@ -103,9 +103,7 @@ class FPI:
                 mask = blend_mask(shape)
                 if np.count_nonzero(mask) < MIN_BLEND_PIXELS:
                     continue
-                x, y, box_w, box_h = mask_box(mask)
-                center = (box.x0 + x + box_w // 2, box.y0 + y + box_h // 2)
-                result = seamless_clone(patch, result, mask, center, "mixed", self.backend)
+                result = blend_patch(result, patch, mask, (box.x0, box.y0), "mixed", self.backend)
             else:
                 result[box.slices()][shape] = patch[shape]
             label[box.slices()][shape] = np.maximum(label[box.slices()][shape], alpha)

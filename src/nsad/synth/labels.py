@@ -11,8 +11,8 @@ Labels are zero outside the boxes grown by the filter radius, so everything is c
 crop (grown once more so that the crop's own border cannot reach inside); a ``reflect`` border
 (SciPy's, ``dcba|abcd``) then gives the same values as filtering the whole image. The filters are
 exact but fast: the binary median is a 5 x 5 box count (at least 13 of 25 set), and for 8-bit
-images the disk median runs on the integer channel sums (a monotone rescaling of ``d``) with
-scikit-image's histogram-based rank filter.
+images the disk median runs on the integer channel sums (a monotone rescaling of ``d``) with a
+compiled sliding-histogram median, only where the label can be non-zero (:mod:`nsad.synth._median`).
 """
 
 from __future__ import annotations
@@ -23,10 +23,9 @@ from typing import Literal
 
 import cv2
 import numpy as np
-from scipy import ndimage
-from skimage.filters import rank
 
 from nsad._checks import check_choice, levels_per_8bit
+from nsad.synth._median import median_disk as median_disk_exact
 from nsad.synth._types import Box
 
 LabelKind = Literal["binary", "continuous", "logistic"]
@@ -51,7 +50,11 @@ def mean_abs_difference(image: np.ndarray, original: np.ndarray) -> np.ndarray:
 def _changed_sum(image: np.ndarray, original: np.ndarray) -> np.ndarray:
     """Sum over channels of ``|image - original|`` for uint8 images, as uint16 (at most 765)."""
     diff = cv2.absdiff(image, original).reshape(image.shape)
-    return diff.sum(axis=2, dtype=np.uint16)
+    if diff.shape[2] == 1:
+        return diff[:, :, 0].astype(np.uint16)
+    total = np.add(diff[:, :, 0], diff[:, :, 1], dtype=np.uint16)  # 3x faster than sum(axis=2)
+    total += diff[:, :, 2]
+    return total
 
 
 def median_binary(changed: np.ndarray) -> np.ndarray:
@@ -68,8 +71,6 @@ def median_disk(values: np.ndarray) -> np.ndarray:
     it) are filtered, with a compiled sliding histogram when numba is installed, else with
     scikit-image's rank median (:func:`nsad.synth._median.median_disk`).
     """
-    from nsad.synth._median import median_disk as median_disk_exact
-
     return median_disk_exact(values, CONTINUOUS_MEDIAN_RADIUS)
 
 

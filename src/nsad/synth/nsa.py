@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from nsad._checks import check_choice, check_image
-from nsad.synth._blend import mask_box, seamless_clone
+from nsad.synth._blend import blend_patch
 from nsad.synth._patch import (
     check_image_fits,
     sample_destination_box,
@@ -211,9 +211,7 @@ class NSA:
                 mask = blend_mask(shape)
                 if np.count_nonzero(mask) < MIN_BLEND_PIXELS:
                     continue
-                x, y, box_w, box_h = mask_box(mask)
-                center = (dst.x0 + x + box_w // 2, dst.y0 + y + box_h // 2)
-                result = seamless_clone(patch, result, mask, center, mode, self.backend)
+                result = blend_patch(result, patch, mask, (dst.x0, dst.y0), mode, self.backend)
             records.append(PatchRecord(placement.src_box, dst, placement.scale, "paste" if self.paste else mode))
         if self.paste:
             label = pasted.astype(np.float32)
