@@ -46,6 +46,22 @@ class Placement:
     scale: float
 
 
+@dataclass(frozen=True, eq=False)
+class PlannedPatch:
+    """One patch of an NSA example with everything random already drawn (see :meth:`NSA.plan`).
+
+    Attributes:
+        record: where it comes from and goes, its resize factor and ``normal``, ``mixed`` or ``paste``.
+        patch: (h, w, C) the source box resized to the destination box ``record.dst_box``.
+        mask: (h, w) the authors' uint8 blending mask (:func:`blend_mask`), or the bool patch
+            shape when pasting.
+    """
+
+    record: PatchRecord
+    patch: np.ndarray
+    mask: np.ndarray
+
+
 def _fraction(mask: np.ndarray | None, box: Box, area: float) -> float:
     return float(np.count_nonzero(mask[box.slices()])) / area
 
@@ -172,7 +188,7 @@ class NSA:
 
     def __call__(self, image: np.ndarray, source: np.ndarray, *, rng: np.random.Generator,
                  image_object: np.ndarray | None = None, source_object: np.ndarray | None = None) -> Synth:
-        """Make one synthetic example from destination ``image`` and ``source``.
+        """Make one synthetic example from destination ``image`` and ``source``: :meth:`plan`, then :meth:`apply`.
 
         Args:
             image: (H, W, C) uint8/uint16 destination ``x_d``, C in {1, 3}.
@@ -184,6 +200,28 @@ class NSA:
         Raises:
             ValueError: if the images differ in shape or dtype, or are too small for the preset.
         """
+        return self.apply(image, self.plan(image, source, rng=rng, image_object=image_object,
+                                           source_object=source_object))
+
+    def plan(self, image: np.ndarray, source: np.ndarray, *, rng: np.random.Generator,
+             image_object: np.ndarray | None = None, source_object: np.ndarray | None = None
+             ) -> tuple[PlannedPatch, ...]:
+        """Draw everything random about one example: placements, shapes, resized source patches, masks.
+
+        The plan depends on ``image`` only through its shape and object mask, never on blended
+        pixels, so it can be applied later on another device (:mod:`nsad.synth.device`). The
+        generator is used exactly as by :meth:`__call__`.
+
+        Args:
+            image, source, rng, image_object, source_object: as for :meth:`__call__`.
+
+        Returns:
+            The patches to put in, in order; patches given up (placement failed, or a blending
+            mask under ``MIN_BLEND_PIXELS`` pixels) are left out.
+
+        Raises:
+            ValueError: if the images differ in shape or dtype, or are too small for the preset.
+        """
         check_image("image", image)
         check_image("source", source)
         if source.shape != image.shape or source.dtype != image.dtype:
@@ -191,10 +229,8 @@ class NSA:
         height, width = image.shape[:2]
         check_image_fits(self.preset, height, width)
         dest_object, src_object = self.object_masks(image, source, image_object, source_object)
-        mode = self.mode or self.preset.mode
-        result = image.copy()
-        pasted = np.zeros((height, width), bool) if self.paste else None
-        records: list[PatchRecord] = []
+        mode = "paste" if self.paste else (self.mode or self.preset.mode)
+        planned: list[PlannedPatch] = []
         for index in range(self.preset.n_max):
             if index > 0 and rng.integers(2) == 0:
                 continue
@@ -205,16 +241,39 @@ class NSA:
             dst = placement.dst_box
             shape = patch_shape(rng, dst.height, dst.width, self.ellipses)
             if self.paste:
-                result[dst.slices()][shape] = patch[shape]
-                pasted[dst.slices()] |= shape
+                mask = shape
             else:
                 mask = blend_mask(shape)
                 if np.count_nonzero(mask) < MIN_BLEND_PIXELS:
                     continue
-                result = blend_patch(result, patch, mask, (dst.x0, dst.y0), mode, self.backend)
-            records.append(PatchRecord(placement.src_box, dst, placement.scale, "paste" if self.paste else mode))
+            planned.append(PlannedPatch(PatchRecord(placement.src_box, dst, placement.scale, mode), patch, mask))
+        return tuple(planned)
+
+    def apply(self, image: np.ndarray, plan: tuple[PlannedPatch, ...]) -> Synth:
+        """Put the planned patches into a copy of ``image``, in order, and label the result (deterministic).
+
+        Blended patches go through :func:`~nsad.synth._blend.blend_patch` with the plan's gradients
+        and this task's ``backend``; pasted ones replace the pixels of their shape. Labels: eqs.
+        13-14 from the change (:func:`~nsad.synth.labels.nsa_label`), or 1 on the pasted pixels.
+
+        Args:
+            image: (H, W, C) uint8/uint16 destination the plan was drawn for.
+            plan: from :meth:`plan`.
+        """
+        height, width = image.shape[:2]
+        result = image.copy()
+        pasted = np.zeros((height, width), bool) if self.paste else None
+        for planned in plan:
+            dst = planned.record.dst_box
+            if planned.record.mode == "paste":
+                result[dst.slices()][planned.mask] = planned.patch[planned.mask]
+                pasted[dst.slices()] |= planned.mask
+            else:
+                result = blend_patch(result, planned.patch, planned.mask, (dst.x0, dst.y0), planned.record.mode,
+                                     self.backend)
+        records = tuple(planned.record for planned in plan)
         if self.paste:
             label = pasted.astype(np.float32)
         else:
             label = nsa_label(result, image, [r.dst_box for r in records], self.label, self.preset.y0, self.preset.k)
-        return Synth(result, label, tuple(records))
+        return Synth(result, label, records)
