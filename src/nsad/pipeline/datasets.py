@@ -25,6 +25,7 @@ from nsad.data.transforms import (
     to_grayscale,
     to_tensor_normalized,
 )
+from nsad.synth.dataset import draw_source_index
 from nsad.synth.objects import object_mask
 from nsad.synth.presets import Preset
 from nsad.synth.registry import Task
@@ -91,10 +92,7 @@ class SynthTrainingSet(Dataset):
         """The synthetic (image, label) of ``index`` in ``epoch`` as NumPy arrays (H, W, C) and (H, W)."""
         rng = np.random.default_rng([self.seed, epoch, index])
         dest = index % len(self.images)
-        source = dest
-        if len(self.images) > 1:
-            source = int(rng.integers(len(self.images) - 1))
-            source += source >= dest
+        source = draw_source_index(rng, dest, len(self.images))
         image, image_object = self._view(rng, dest)
         source_image, source_object = self._view(rng, source)
         synth = self.task(image, source_image, rng=rng, image_object=image_object, source_object=source_object)

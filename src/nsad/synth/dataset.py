@@ -11,7 +11,19 @@ from collections.abc import Sequence
 import numpy as np
 
 from nsad.synth._types import Synth
+from nsad.synth.objects import object_mask
 from nsad.synth.registry import Task
+
+
+def draw_source_index(rng: np.random.Generator, index: int, count: int) -> int:
+    """Draw the source image of an example: another of the ``count`` images than ``index``, uniformly.
+
+    With a single image the image is its own source.
+    """
+    if count == 1:
+        return index
+    other = int(rng.integers(count - 1))
+    return other + (other >= index)
 
 
 class SynthDataset:
@@ -56,18 +68,8 @@ class SynthDataset:
         if preset is None or not preset.uses_object_mask:
             return None
         if index not in self._objects:
-            from nsad.synth.objects import object_mask
-
             self._objects[index] = object_mask(self.images[index], preset.background, preset.t_brightness)
         return self._objects[index]
-
-    def source_index(self, rng: np.random.Generator, index: int) -> int:
-        """Draw the source image: another image than ``index``, uniformly (itself if it is the only one)."""
-        count = len(self.images)
-        if count == 1:
-            return index
-        other = int(rng.integers(count - 1))
-        return other + (other >= index)
 
     def example(self, index: int) -> tuple[Synth, int, int]:
         """Example ``index`` of the current epoch with its destination and source image indices.
@@ -79,7 +81,7 @@ class SynthDataset:
             raise IndexError(f"example index {index} out of range for {self.length} examples")
         rng = np.random.default_rng([self.seed, self.epoch, index])
         dest = index % len(self.images)
-        source = self.source_index(rng, dest)
+        source = draw_source_index(rng, dest, len(self.images))
         synth = self.task(self.images[dest], self.images[source], rng=rng,
                           image_object=self._object(dest), source_object=self._object(source))
         return synth, dest, source
