@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "synth", help="examples per second of synthetic tasks",
         description="Make examples of each --task on the images of --data (one process, one thread) and print one "
                     "JSON line per task and backend: examples/s, patches/s, median and 90th-percentile seconds "
-                    "per example, and the ratio against the opencv backend measured in the same run.")
+                    "per example and per patch, and the ratio against the opencv backend measured in the same run.")
     synth.add_argument("--data", required=True, type=Path, help="MVTec AD category folder or folder of images")
     synth.add_argument("--preset", default="default", help="preset name (default: default)")
     synth.add_argument("--task", action="append", choices=sorted(TASKS), metavar="TASK",
@@ -46,16 +46,22 @@ def centre_crop(image: np.ndarray, side: int) -> np.ndarray:
 
 
 def measure(dataset: SynthDataset, count: int) -> dict[str, float]:
-    """Time ``count`` examples one by one; return rates and per-example quantiles."""
-    seconds, patches = np.empty(count), 0
+    """Time ``count`` examples one by one; return rates and quantiles per example and per patch.
+
+    The time per patch of an example is its time divided by its number of patches.
+    """
+    seconds, patches = np.empty(count), np.empty(count, int)
     for index in range(count):
         start = time.perf_counter()
         synth = dataset[index]
         seconds[index] = time.perf_counter() - start
-        patches += len(synth.patches)
+        patches[index] = len(synth.patches)
     total = float(seconds.sum())
-    return {"examples_per_s": count / total, "patches_per_s": patches / total,
-            "median_s": float(np.median(seconds)), "p90_s": float(np.percentile(seconds, 90))}
+    per_patch = seconds[patches > 0] / patches[patches > 0]
+    return {"examples_per_s": count / total, "patches_per_s": int(patches.sum()) / total,
+            "median_s_per_example": float(np.median(seconds)), "p90_s_per_example": float(np.percentile(seconds, 90)),
+            "median_s_per_patch": float(np.median(per_patch)) if per_patch.size else float("nan"),
+            "p90_s_per_patch": float(np.percentile(per_patch, 90)) if per_patch.size else float("nan")}
 
 
 def run_synth(args: argparse.Namespace) -> int:

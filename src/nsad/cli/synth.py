@@ -23,7 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Make COUNT synthetic anomalous examples from the normal images of --data and write, per "
                     "example, NNNN_image.png and NNNN_label.png (bounded labels as 8-bit 0-255; continuous "
                     "labels as 16-bit, 257 per 8-bit intensity level), plus examples.jsonl with what was done "
-                    "and gallery.png (image, label, overlay) to judge them by eye.")
+                    "and gallery.png (normal image, synthetic image, label scaled to its maximum, overlay) to judge "
+                    "them by eye.")
     parser.add_argument("--data", required=True, type=Path,
                         help="an MVTec AD category folder (its train/good is used) or a folder of images")
     parser.add_argument("--task", default="nsa-logistic", choices=sorted(TASKS), metavar="TASK",
@@ -73,11 +74,11 @@ def run(args: argparse.Namespace) -> int:
                       "source": paths[source].name, "patches": [p.as_dict() for p in synth.patches]}
             lines.write(json.dumps(record) + "\n")
             if len(gallery_rows) < GALLERY_ROWS:
-                vmax = max(float(synth.label.max()), 1.0) if task.label_kind == "bounded" else None
+                vmax = max(float(synth.label.max()), 1e-6)  # each label scaled to its own maximum
                 gallery_rows.append([to_display(images[dest]), to_display(synth.image),
                                      overlay(np.zeros_like(synth.image), synth.label, vmax=vmax, opacity=1.0),
                                      overlay(synth.image, synth.label, vmax=vmax)])
-    write_image(args.out / "gallery.png", grid(gallery_rows, titles=("normal", "synthetic", "label", "overlay")))
+    write_image(args.out / "gallery.png", grid(gallery_rows, titles=("normal", "synthetic", "label (to its max)", "overlay")))
     print(f"wrote {args.count} {args.task} examples from {len(paths)} images to {args.out} "
           f"(gallery: {args.out / 'gallery.png'})")
     return 0
