@@ -51,8 +51,10 @@ def expand_inputs(inputs: Sequence[str | Path]) -> list[tuple[Path, str]]:
 
 def predict(run: str | Path, inputs: Sequence[str | Path], out: str | Path, threshold: float | None = None,
             device: str | None = None, score_rule: str | None = None) -> list[dict]:
-    """Score images and write, per image, ``STEM.npy`` (the map at the image's resolution) and
-    ``STEM_heatmap.png`` (image, heatmap overlay), plus ``scores.csv`` for all.
+    """Score images and write their maps, heatmaps and scores.
+
+    Per image: ``STEM.npy`` (the map at the image's resolution) and ``STEM_heatmap.png`` (the image
+    beside its heatmap overlay); for all: ``scores.csv``.
 
     The decision is ``anomalous`` when the score is at least the threshold: ``threshold`` if
     given, else the one ``nsad train`` calibrated on held-out normal images; without either the
@@ -76,7 +78,7 @@ def predict(run: str | Path, inputs: Sequence[str | Path], out: str | Path, thre
     out.mkdir(parents=True, exist_ok=True)
     bounded = scorer.metadata.label_kind == "bounded"
     rows = []
-    for (path, stem), framed, score in zip(named, result.maps, result.scores):
+    for (path, stem), framed, score in zip(named, result.maps, result.scores, strict=True):
         image = read_image(path)
         anomaly_map = scorer.original_resolution(framed, image.shape).astype(np.float32)
         np.save(out / f"{stem}.npy", anomaly_map)
