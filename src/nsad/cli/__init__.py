@@ -7,9 +7,9 @@ import sys
 from collections.abc import Sequence
 
 from nsad import __version__
-from nsad.cli import bench, demo, evaluate, predict, synth, train
+from nsad.cli import bench, compare, demo, evaluate, predict, synth, train
 
-COMMANDS = (demo, train, evaluate, predict, synth, bench)
+COMMANDS = (demo, train, evaluate, predict, compare, synth, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,10 +3,39 @@
 from __future__ import annotations
 
 import argparse
+import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from nsad.pipeline.train import SEGMENTATION_METHODS, TrainConfig, train
+from nsad.pipeline.methods import METHODS
+from nsad.pipeline.train import ALL_METHODS, TrainConfig, train
 from nsad.synth.presets import PRESET_NAMES
+
+METHOD_HELP = ("nsa-logistic (the paper's best), nsa-binary, nsa-continuous, cutpaste-e2e, fpi, pii: the "
+               "NSA paper's encoder-decoder on each synthetic task; cutpaste-3way, cutpaste-binary, "
+               "cutpaste-scar: CutPaste's classifier and Gaussian density (paper 004); ssae: Bauer's "
+               "autoencoder (paper 003)")
+
+
+def parse_options(items: Sequence[str] | None) -> dict[str, Any]:
+    """``["KEY=VALUE", ...]`` -> dict; values are read as JSON when they parse (1, 0.5, [0.8, 1.2], null).
+
+    Raises:
+        ValueError: for an item without ``=`` or a repeated key.
+    """
+    options: dict[str, Any] = {}
+    for item in items or ():
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--option takes KEY=VALUE, got {item!r}")
+        if key in options:
+            raise ValueError(f"--option {key} is given twice")
+        try:
+            options[key] = json.loads(text)
+        except json.JSONDecodeError:
+            options[key] = text
+    return options
 
 
 def add_training_options(parser: argparse.ArgumentParser) -> None:
@@ -23,8 +52,15 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
                         help="fraction of normal images held out to calibrate the threshold (default: 0.1)")
     parser.add_argument("--target-fpr", type=float, default=0.01,
                         help="false-positive rate on held-out normal images for the threshold (default: 0.01)")
-    parser.add_argument("--score-rule", default="mean",
-                        help="image score from the map: mean (the paper's), max or topk:F (default: mean)")
+    parser.add_argument("--score-rule",
+                        help="image score: mean (the paper's), max, topk:F, area:N (Bauer's minimum defect "
+                             "area) or density (CutPaste) (default: the method's: mean; density for CutPaste; "
+                             "area:N for ssae)")
+    parser.add_argument("--option", action="append", metavar="KEY=VALUE",
+                        help="an option of the CutPaste methods or ssae, repeatable, e.g. --option "
+                             "objective=1 --option stride_px=4; pixel sizes at the 256-px frame. " + "; ".join(
+                                 f"{name}: {', '.join(method.option_names())}" for name, method in
+                                 {"cutpaste-*": METHODS["cutpaste-3way"], "ssae": METHODS["ssae"]}.items()))
     parser.add_argument("--accelerator", default="auto", help="Lightning accelerator: auto, cpu, gpu (default: auto)")
     parser.add_argument("--devices", default="auto", help="Lightning devices: auto, N or a list like 0,1")
     parser.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp (default: auto)")
@@ -39,15 +75,15 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train", help="train a model on normal images",
-        description="Train the NSA paper's encoder-decoder on the normal images of --data with synthetic "
-                    "anomalies of --method, and write a run folder: model.safetensors, run.json (all that "
-                    "is needed to score), checkpoints/last.ckpt, logs/metrics.csv and config.json.")
+        description="Train a model of --method on the normal images of --data (the NSA paper's "
+                    "encoder-decoder on synthetic anomalies by default) and write a run folder: "
+                    "model.safetensors, run.json (all that is needed to score; CutPaste runs add "
+                    "density.safetensors), checkpoints/last.ckpt, logs/metrics.csv and config.json.")
     parser.add_argument("--data", required=True, type=Path,
                         help="an MVTec AD category folder, a data set root with --category, or a plain layout "
                              "(train/ with normal images, optional test/)")
-    parser.add_argument("--method", default="nsa-logistic", choices=sorted(SEGMENTATION_METHODS), metavar="METHOD",
-                        help=f"what the model learns: {', '.join(sorted(SEGMENTATION_METHODS))} "
-                             "(default: nsa-logistic, the paper's best)")
+    parser.add_argument("--method", default="nsa-logistic", choices=ALL_METHODS, metavar="METHOD",
+                        help=f"{METHOD_HELP} (default: nsa-logistic)")
     parser.add_argument("--out", required=True, type=Path, help="run folder to write")
     parser.add_argument("--seed", type=int, default=0, help="seed of the model and the synthetic examples")
     parser.add_argument("--resume", action="store_true", help="continue from --out's last checkpoint")
@@ -65,7 +101,8 @@ def config_from_args(args: argparse.Namespace, **overrides: object) -> TrainConf
                   holdout=args.holdout, target_fpr=args.target_fpr, score_rule=args.score_rule,
                   accelerator=args.accelerator, devices=devices, strategy=args.strategy, num_nodes=args.num_nodes,
                   precision=args.precision, workers=args.workers, checkpoint_every=args.checkpoint_every,
-                  resume=getattr(args, "resume", False), progress=not args.no_progress)
+                  resume=getattr(args, "resume", False), progress=not args.no_progress,
+                  options=parse_options(getattr(args, "option", None)))
     values.update(overrides)
     return TrainConfig(**values)
 

@@ -3,6 +3,11 @@
 The test transform is the paper's (NSA paper, Sec. 4.1): the centre crop of the resized image for
 objects, the resized image for textures. Maps come back in the evaluation frame (the resized
 image, zero outside the crop, as the authors evaluate) or at each image's original resolution.
+
+What turns an image into a map depends on the run's model kind (``run.json``'s ``model``): the NSA
+paper's encoder-decoder gives it directly; CutPaste and Bauer's autoencoder go through their
+adapters in :mod:`nsad.pipeline.methods`, and CutPaste also gives an image-level score of its own
+(the ``density`` score rule).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -18,20 +24,30 @@ from torch.utils.data import DataLoader
 from nsad._checks import check_range
 from nsad.data.transforms import TransformConfig, place_in_frame, resize_map
 from nsad.models.runfile import LoadedRun, RunMetadata, load_run
+from nsad.models.ssae import calibrate_threshold
 from nsad.pipeline.datasets import TestImages
 
-SCORE_RULES = ("mean", "max", "topk")
+SCORE_RULES = ("mean", "max", "topk", "area", "density")
 
 
 def parse_score_rule(rule: str) -> tuple[str, float]:
-    """``mean`` (the paper's), ``max``, or ``topk:F`` (mean of the top fraction F of pixels).
+    """Check an image score rule and return its name and parameter.
+
+    ``mean`` (the paper's), ``max``, ``topk:F`` (mean of the top fraction F of pixels), ``area:N``
+    (the level at which the map's largest blob shrinks below N pixels: Bauer's decision rule made
+    continuous, see :func:`defect_area_scores`) or ``density`` (the model's own image-level score:
+    CutPaste's Mahalanobis distance of the whole image's embedding).
 
     Raises:
-        ValueError: for another rule or a fraction outside (0, 1].
+        ValueError: for another rule, a fraction outside (0, 1] or an area that is not a whole number >= 1.
     """
     name, _, value = rule.partition(":")
-    if name in ("mean", "max") and not value:
+    if name in ("mean", "max", "density") and not value:
         return name, 0.0
+    if name == "area":
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"score rule {rule!r}: area needs a whole number of pixels >= 1, e.g. 'area:64'")
+        return name, float(int(value))
     if name == "topk":
         try:
             fraction = float(value)
@@ -40,12 +56,36 @@ def parse_score_rule(rule: str) -> tuple[str, float]:
         if not 0 < fraction <= 1:
             raise ValueError(f"score rule {rule!r}: topk needs a fraction in (0, 1], e.g. 'topk:0.01'")
         return name, fraction
-    raise ValueError(f"unknown score rule {rule!r}; choose 'mean' (the paper's), 'max' or 'topk:F' (e.g. topk:0.01)")
+    raise ValueError(f"unknown score rule {rule!r}; choose 'mean' (the paper's), 'max', 'topk:F' "
+                     "(e.g. topk:0.01), 'area:N' (e.g. area:64) or 'density' (CutPaste runs)")
+
+
+def defect_area_scores(maps: np.ndarray, min_area: int) -> np.ndarray:
+    """Bauer's decision rule as a score: the lowest level at which no blob of ``min_area`` pixels remains.
+
+    Paper 003 (Sec. 4.2) declares an image anomalous when ``{map > t}`` has a connected component
+    (8-connected) of at least ``min_area`` pixels. The score of a map is the smallest of its values
+    ``s`` such that every component of ``{map > s}`` is smaller than ``min_area``: the image is
+    anomalous at threshold ``t`` exactly when ``s > t``, so ranking images by ``s`` gives the ROC
+    of Bauer's detector over all thresholds, and the threshold his protocol picks on normal
+    validation maps (:func:`nsad.models.ssae.calibrate_threshold`) is the largest of their scores.
+    ``min_area = 1`` gives the map's maximum.
+    """
+    return np.array([calibrate_threshold(m, int(min_area)).threshold for m in maps], np.float64)
 
 
 def image_scores(maps: np.ndarray, rule: str = "mean") -> np.ndarray:
-    """Image scores of (N, H, W) maps by ``rule`` (see :func:`parse_score_rule`)."""
+    """Image scores of (N, H, W) maps by ``rule`` (see :func:`parse_score_rule`).
+
+    Raises:
+        ValueError: for an unknown rule, or ``density``, which is not computed from maps.
+    """
     name, fraction = parse_score_rule(rule)
+    if name == "density":
+        raise ValueError("score rule 'density' is a model's own image-level score (CutPaste runs), not a "
+                         "function of the map; choose mean, max, topk:F or area:N")
+    if name == "area":
+        return defect_area_scores(maps, int(fraction))
     flat = maps.reshape(len(maps), -1)
     if name == "mean":
         return flat.mean(axis=1, dtype=np.float64)
@@ -71,6 +111,46 @@ def pick_device(device: str | None = None) -> torch.device:
     if device:
         return torch.device(device)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class MapModel(Protocol):
+    """A loaded run's network as a scorer: normalised (B, C, H, W) images -> maps, image scores or None.
+
+    Attributes:
+        normalization: how images are normalised for it (``imagenet`` or ``unit``).
+        image_level: whether it gives image scores of its own (the ``density`` score rule).
+    """
+
+    normalization: str
+    image_level: bool
+
+    def __call__(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, H, W) maps and (B,) image scores (None without ``image_level``) of normalised images."""
+        ...
+
+
+class SegmentationModel:
+    """The NSA paper's encoder-decoder: its output is the map (no image-level score of its own)."""
+
+    image_level = False
+
+    def __init__(self, run: LoadedRun) -> None:
+        self.net = run.net.eval()
+        unit = run.metadata.preset_values.get("normalization") == "unit"
+        self.normalization = "unit" if unit else "imagenet"
+
+    def __call__(self, images: torch.Tensor) -> tuple[torch.Tensor, None]:
+        """AnomalyNet's (B, H, W) maps; no image scores."""
+        return self.net.anomaly_map(images), None
+
+
+def map_model(run: LoadedRun, device: torch.device) -> MapModel:
+    """The scorer of the run's model kind (``anomaly-net``, ``cutpaste`` or ``ssae``)."""
+    if run.metadata.model == "anomaly-net":
+        return SegmentationModel(run)
+    from nsad.pipeline.methods import SCORING_MODELS  # the adapters import this module's neighbours
+
+    return SCORING_MODELS[run.metadata.model](run, device)
 
 
 @dataclass
@@ -103,29 +183,42 @@ class Scorer:
         self.metadata = self.run.metadata
         self.transform = transform_of(self.metadata)
         self.score_rule = score_rule or self.metadata.score_rule
-        parse_score_rule(self.score_rule)
+        self.model = map_model(self.run, self.device)
+        if parse_score_rule(self.score_rule)[0] == "density" and not self.model.image_level:
+            raise ValueError(f"score rule 'density' needs a model with image-level scores (CutPaste); this "
+                             f"{self.metadata.model!r} run has none: choose mean, max, topk:F or area:N")
         self.batch_size = check_range("batch_size", batch_size, 1, 1 << 16)
 
     @property
     def normalization(self) -> str:
-        return "unit" if self.metadata.preset_values.get("normalization") == "unit" else "imagenet"
+        """How test images are normalised for this run's network (``imagenet`` or ``unit``)."""
+        return self.model.normalization
 
-    def network_maps(self, paths: Sequence[Path], workers: int = 0) -> np.ndarray:
-        """(N, s, s) maps on the network's input (the test crop), in input order."""
+    def network_outputs(self, paths: Sequence[Path],
+                        workers: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
+        """(N, s, s) maps on the network's input (the test crop) and the model's own image scores or None."""
         dataset = TestImages(paths, self.transform, self.normalization, self.metadata.net.in_channels)
         loader = DataLoader(dataset, batch_size=int(self.batch_size), num_workers=workers)
         maps = np.empty((len(dataset), self.transform.input_size, self.transform.input_size), np.float32)
-        net = self.run.net.eval()
+        scores = np.full(len(dataset), np.nan) if self.model.image_level else None
         with torch.inference_mode():
             for batch in loader:
                 images = batch["image"].to(self.device)
-                maps[batch["index"].numpy()] = net.anomaly_map(images).float().cpu().numpy()
-        return maps
+                batch_maps, batch_scores = self.model(images)
+                maps[batch["index"].numpy()] = batch_maps.float().cpu().numpy()
+                if scores is not None:
+                    scores[batch["index"].numpy()] = batch_scores.double().cpu().numpy()
+        return maps, scores
+
+    def network_maps(self, paths: Sequence[Path], workers: int = 0) -> np.ndarray:
+        """(N, s, s) maps on the network's input (the test crop), in input order."""
+        return self.network_outputs(paths, workers)[0]
 
     def score(self, paths: Sequence[Path], workers: int = 0) -> Scores:
         """Maps in the evaluation frame and image scores of the images at ``paths``."""
-        maps = self.network_maps(paths, workers)
-        scores = image_scores(maps, self.score_rule)
+        maps, model_scores = self.network_outputs(paths, workers)
+        scores = model_scores if parse_score_rule(self.score_rule)[0] == "density" else image_scores(
+            maps, self.score_rule)
         framed = maps if self.transform.kind == "texture" else place_in_frame(maps, self.transform.resize)
         return Scores(framed, scores)
 

@@ -6,6 +6,11 @@ strategies such as ``ddp``, the progress bar, CSV logs and checkpoints (written 
 interval, at the end and on an interruption; ``resume=True`` continues from the last one). A
 fraction of the normal images is held out to calibrate the decision threshold at a target false
 positive rate; the test set is never looked at.
+
+The segmentation methods (:data:`SEGMENTATION_METHODS`) train the paper's encoder-decoder; the
+other methods (:data:`nsad.pipeline.methods.METHODS`: CutPaste's classifier with its density
+estimators, Bauer's autoencoder) supply their own data, module and scoring options and share the
+rest: the loop, checkpoints, the held-out threshold and the run folder.
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ import json
 import logging
 import os
 import warnings
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -33,6 +40,7 @@ from nsad.models import NSAModule, RunMetadata, count_parameters, save_run
 from nsad.pipeline._checkpoint import AtomicCheckpointIO
 from nsad.pipeline._sampling import EpochSampler
 from nsad.pipeline.datasets import SynthTrainingSet, load_training_images
+from nsad.pipeline.methods import METHODS, TrainSetup
 from nsad.pipeline.scoring import Scorer, parse_score_rule
 from nsad.synth.presets import PRESET_NAMES, Preset, get_preset
 from nsad.synth.registry import get_task
@@ -47,6 +55,9 @@ SEGMENTATION_METHODS = {
 }
 """Methods that train the paper's encoder-decoder, with the synthetic task each one learns."""
 
+ALL_METHODS: tuple[str, ...] = (*SEGMENTATION_METHODS, *METHODS)
+"""Every method of ``nsad train``: the segmentation methods, CutPaste (two-stage) and Bauer's ``ssae``."""
+
 CHECKPOINT = "last.ckpt"
 
 
@@ -58,7 +69,7 @@ class TrainConfig:
         data: an MVTec AD category folder, a data set root (with ``category``), or a plain layout.
         out: the run folder to write.
         category: category name inside ``data``; also selects the preset ``mvtec/<category>``.
-        method: a key of :data:`SEGMENTATION_METHODS`.
+        method: one of :data:`ALL_METHODS`.
         preset: preset name; default ``mvtec/<category>`` when it exists, else ``default``.
         epochs: training epochs; default the preset's (320 for bottle).
         seed: seeds the model's initialisation and every synthetic example.
@@ -67,7 +78,9 @@ class TrainConfig:
         lr, lr_min: the cosine schedule's ends (paper: 1e-3 to 1e-6).
         holdout: fraction of normal images kept out of training to calibrate the threshold.
         target_fpr: false-positive rate on held-out normal images the threshold is set for.
-        score_rule: image score from the map: ``mean`` (paper), ``max`` or ``topk:F``.
+        score_rule: image score: ``mean`` (paper), ``max``, ``topk:F``, ``area:N`` or ``density``
+            (CutPaste); None for the method's own (``mean``; ``density`` for CutPaste, ``area:N``
+            for ``ssae``).
         accelerator, devices, strategy, precision, num_nodes: passed to Lightning's Trainer;
             precision None means ``bf16-mixed`` on CUDA and ``32-true`` on the CPU.
         workers: data loader processes; None picks ``min(8, cpus - 1)``.
@@ -75,6 +88,8 @@ class TrainConfig:
         checkpoint_every: epochs between checkpoints.
         resume: continue from ``out/checkpoints/last.ckpt``.
         progress: show Lightning's progress bar.
+        options: the method's own options (CutPaste and ``ssae`` only, see their options classes
+            in :mod:`nsad.pipeline.methods`); unknown keys are an error.
 
     The network always runs channels-last: faster on this kind of CPU (see the README) and the
     layout tensor cores prefer.
@@ -93,7 +108,7 @@ class TrainConfig:
     lr_min: float = 1e-6
     holdout: float = 0.1
     target_fpr: float = 0.01
-    score_rule: str = "mean"
+    score_rule: str | None = None
     accelerator: str = "auto"
     devices: str | int = "auto"
     strategy: str = "auto"
@@ -104,12 +119,19 @@ class TrainConfig:
     checkpoint_every: int = 10
     resume: bool = False
     progress: bool = True
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        check_choice("method", self.method, SEGMENTATION_METHODS)
+        check_choice("method", self.method, ALL_METHODS)
+        if self.method in METHODS:
+            METHODS[self.method].options(self.options)
+        elif self.options:
+            raise ValueError(f"method {self.method!r} takes no options, got {sorted(self.options)}; "
+                             f"options are for {', '.join(METHODS)}")
         check_range("holdout", self.holdout, 0.0, 0.5)
         check_range("target_fpr", self.target_fpr, 0.0, 1.0)
-        parse_score_rule(self.score_rule)
+        if self.score_rule is not None:
+            parse_score_rule(self.score_rule)
         for name in ("batch_size", "checkpoint_every", "num_nodes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -190,17 +212,32 @@ def train(config: TrainConfig) -> Path:
     epochs = config.epochs or preset.epochs
     transform = TransformConfig.from_preset(preset, config.image_size)
     train_paths, holdout_paths = split_holdout(list(layout.train), config.holdout, config.seed)
-    task = get_task(SEGMENTATION_METHODS[config.method], preset)
+    segmentation = config.method in SEGMENTATION_METHODS
     images = load_training_images(train_paths, transform)
-    dataset = SynthTrainingSet(images, task, transform, preset, config.seed, config.examples_per_epoch)
+    if segmentation:
+        task = get_task(SEGMENTATION_METHODS[config.method], preset)
+        dataset = SynthTrainingSet(images, task, transform, preset, config.seed, config.examples_per_epoch)
+        items_per_step, score_rule = config.batch_size, config.score_rule or "mean"
+        normalization = preset.normalization
+    else:
+        method = METHODS[config.method]
+        setup = TrainSetup(config.method, config.options, preset, transform, images, train_paths, config.seed,
+                           config.batch_size, config.lr, config.lr_min, config.examples_per_epoch)
+        dataset = method.training_set(setup)
+        items_per_step = method.loader_batch_size(setup)
+        score_rule = config.score_rule or method.default_score_rule(setup)
+        normalization = method.normalization(preset)
     dataset.example(0, 0)  # bad settings (e.g. images too small for the preset) fail here, before training
     workers = default_workers() if config.workers is None else config.workers
-    loader = DataLoader(dataset, batch_size=config.batch_size, sampler=EpochSampler(len(dataset), config.seed),
+    loader = DataLoader(dataset, batch_size=items_per_step, sampler=EpochSampler(len(dataset), config.seed),
                         num_workers=workers, persistent_workers=workers > 0, pin_memory=torch.cuda.is_available(),
                         drop_last=False)
     torch.manual_seed(config.seed)
-    module = NSAModule(in_channels=preset.channels, label_kind=task.label_kind, lr=config.lr, lr_min=config.lr_min,
-                       channels_last=True)
+    if segmentation:
+        module = NSAModule(in_channels=preset.channels, label_kind=task.label_kind, lr=config.lr,
+                           lr_min=config.lr_min, channels_last=True)
+    else:
+        module = method.module(setup)
     out.mkdir(parents=True, exist_ok=True)
     settings = {**{k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(config).items()},
                 "epochs": epochs, "preset": preset.name, "category": layout.category,
@@ -227,25 +264,29 @@ def train(config: TrainConfig) -> Path:
     if not trainer.is_global_zero:
         return out
     crop = None if transform.kind == "texture" else (transform.crop, transform.crop)
-    imagenet = preset.normalization == "imagenet"
+    model_options = {} if segmentation else method.finish(module, setup, out)
+    imagenet = normalization == "imagenet"
     mean = tuple(IMAGENET_MEAN.tolist()) if imagenet else (0.0,) * preset.channels
     std = tuple(IMAGENET_STD.tolist()) if imagenet else (1.0,) * preset.channels
     metadata = RunMetadata(
         method=config.method, net=module.net.config, preset=preset.name, preset_values=_preset_values(preset),
         resize_hw=(transform.resize, transform.resize), crop_hw=crop, mean=mean, std=std,
-        score_rule=config.score_rule,
+        score_rule=score_rule, model="anomaly-net" if segmentation else method.model,
+        model_options=model_options,
         training={"epochs": epochs, "seed": config.seed, "batch_size": config.batch_size,
                   "precision": str(trainer.precision), "train_images": len(train_paths),
                   "holdout_images": len(holdout_paths), "target_fpr": config.target_fpr,
-                  "steps": trainer.global_step, "task": SEGMENTATION_METHODS[config.method],
+                  "steps": trainer.global_step,
+                  "task": SEGMENTATION_METHODS[config.method] if segmentation else method.task,
                   "data": str(Path(config.data).resolve()), "category_arg": config.category})
     module.net.to("cpu").float()
     save_run(out, module.net, metadata)
     if holdout_paths:
         scores = Scorer(out, device="cpu").score(holdout_paths).scores
-        threshold = threshold_at_fpr(scores, config.target_fpr)
+        target_fpr = config.target_fpr if segmentation else method.threshold_fpr(config.target_fpr)
+        threshold = threshold_at_fpr(scores, target_fpr)
         save_run(out, module.net, metadata.replace(threshold=float(threshold)))
-        print(f"nsad train: threshold {threshold:.6g} flags at most {config.target_fpr:.1%} of "
+        print(f"nsad train: threshold {threshold:.6g} flags at most {target_fpr:.1%} of "
               f"{len(holdout_paths)} held-out normal images")
     print(f"nsad train: wrote {out / 'model.safetensors'} and {out / 'run.json'}")
     return out

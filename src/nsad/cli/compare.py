@@ -1,0 +1,70 @@
+"""``nsad compare``: train several methods over several seeds and tabulate them as the papers do."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from nsad.cli.train import METHOD_HELP, add_training_options, config_from_args, parse_options
+from nsad.pipeline.compare import FIGURE, TABLE_CSV, TABLE_MD, compare, markdown_table
+
+
+def _names(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(item) for item in _names(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"seeds must be whole numbers separated by commas, got {text!r}"
+        ) from None
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``nsad compare`` to the command line."""
+    parser = subparsers.add_parser(
+        "compare",
+        help="train and evaluate several methods x seeds, write a table and heatmaps",
+        description=f"Train every --methods x --seeds under the same settings into OUT/METHOD/seedK, "
+        f"evaluate each on the test images, and write OUT/{TABLE_MD} and OUT/{TABLE_CSV} (image AUROC, pixel "
+        f"AUROC, AU-PRO as mean ± standard error over the seeds, one row per method) and "
+        f"OUT/{FIGURE} (one row of heatmaps per method on the same test images). Finished runs are "
+        f"kept: run it again to continue an interrupted comparison.",
+    )
+    parser.add_argument(
+        "--data",
+        required=True,
+        type=Path,
+        help="an MVTec AD category folder, a data set root with --category, or a plain layout with test/",
+    )
+    parser.add_argument(
+        "--methods", required=True, type=_names, help=f"comma-separated methods: {METHOD_HELP}"
+    )
+    parser.add_argument(
+        "--seeds",
+        type=_seeds,
+        default=[0, 1, 2, 3, 4],
+        help="comma-separated seeds (default: 0,1,2,3,4, the papers' five)",
+    )
+    parser.add_argument("--out", required=True, type=Path, help="output folder")
+    parser.add_argument(
+        "--heatmap-images",
+        type=int,
+        default=4,
+        help="test images in the heatmap figure (default: 4; 0 for none)",
+    )
+    parser.add_argument("--device", help="torch device for evaluation (default: cuda if available, else cpu)")
+    add_training_options(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the comparison and print its table."""
+    base = config_from_args(args, method=args.methods[0] if args.methods else "nsa-logistic", options={})
+    result = compare(
+        base, args.methods, args.seeds, args.out, parse_options(args.option), args.heatmap_images, args.device
+    )
+    print(markdown_table(result))
+    return 0
