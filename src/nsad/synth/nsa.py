@@ -213,7 +213,12 @@ class NSA:
         generator is used exactly as by :meth:`__call__`.
 
         Args:
-            image, source, rng, image_object, source_object: as for :meth:`__call__`.
+            image: (H, W, C) uint8/uint16 destination ``x_d``, C in {1, 3}; only its shape (and
+                object mask, when one is needed and not given) is used.
+            source: (H, W, C) source ``x_s``, same shape and dtype.
+            rng: the example's random generator.
+            image_object: optional cached (H, W) bool object mask of ``image`` (eq. 8).
+            source_object: optional cached object mask of ``source``.
 
         Returns:
             The patches to put in, in order; patches given up (placement failed, or a blending
