@@ -70,6 +70,10 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, help="data loader processes (default: CPU cores - 1, at most 8)")
     parser.add_argument("--checkpoint-every", type=int, default=10, help="epochs between checkpoints (default: 10)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--synth-on-device", action="store_true",
+                        help="NSA methods: draw each example's patches in the loader workers and blend and label "
+                             "the whole batch on the training device (GPU) after its transfer (default: the "
+                             "workers make the examples)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -102,7 +106,8 @@ def config_from_args(args: argparse.Namespace, **overrides: object) -> TrainConf
                   accelerator=args.accelerator, devices=devices, strategy=args.strategy, num_nodes=args.num_nodes,
                   precision=args.precision, workers=args.workers, checkpoint_every=args.checkpoint_every,
                   resume=getattr(args, "resume", False), progress=not args.no_progress,
-                  options=parse_options(getattr(args, "option", None)))
+                  options=parse_options(getattr(args, "option", None)),
+                  synth_device="batch" if getattr(args, "synth_on_device", False) else "cpu")
     values.update(overrides)
     return TrainConfig(**values)
 

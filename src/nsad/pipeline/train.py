@@ -40,6 +40,14 @@ from nsad.models import NSAModule, RunMetadata, count_parameters, save_run
 from nsad.pipeline._checkpoint import AtomicCheckpointIO
 from nsad.pipeline._sampling import EpochSampler
 from nsad.pipeline.datasets import SynthTrainingSet, load_training_images
+from nsad.pipeline.device_synth import (
+    DEVICE_TASKS,
+    SYNTH_DEVICES,
+    DevicePlanSet,
+    DeviceSynth,
+    DeviceSynthModule,
+    collate_plans,
+)
 from nsad.pipeline.methods import METHODS, TrainSetup
 from nsad.pipeline.scoring import Scorer, parse_score_rule
 from nsad.synth.presets import PRESET_NAMES, Preset, get_preset
@@ -90,6 +98,9 @@ class TrainConfig:
         progress: show Lightning's progress bar.
         options: the method's own options (CutPaste and ``ssae`` only, see their options classes
             in :mod:`nsad.pipeline.methods`); unknown keys are an error.
+        synth_device: where the synthetic examples are made: ``cpu`` (in the loader workers) or
+            ``batch`` (the workers draw each example's plan, the training device blends and labels
+            the whole batch after its transfer; NSA methods only, see :mod:`nsad.pipeline.device_synth`).
 
     The network always runs channels-last: faster on this kind of CPU (see the README) and the
     layout tensor cores prefer.
@@ -120,6 +131,7 @@ class TrainConfig:
     resume: bool = False
     progress: bool = True
     options: Mapping[str, Any] = field(default_factory=dict)
+    synth_device: str = "cpu"
 
     def __post_init__(self) -> None:
         check_choice("method", self.method, ALL_METHODS)
@@ -128,6 +140,11 @@ class TrainConfig:
         elif self.options:
             raise ValueError(f"method {self.method!r} takes no options, got {sorted(self.options)}; "
                              f"options are for {', '.join(METHODS)}")
+        check_choice("synth_device", self.synth_device, SYNTH_DEVICES)
+        if self.synth_device == "batch" and SEGMENTATION_METHODS.get(self.method) not in DEVICE_TASKS:
+            device_methods = [name for name, task in SEGMENTATION_METHODS.items() if task in DEVICE_TASKS]
+            raise ValueError(f"synth_device='batch' makes the examples of {', '.join(device_methods)} on the device; "
+                             f"method {self.method!r} needs synth_device='cpu'")
         check_range("holdout", self.holdout, 0.0, 0.5)
         check_range("target_fpr", self.target_fpr, 0.0, 1.0)
         if self.score_rule is not None:
@@ -216,7 +233,8 @@ def train(config: TrainConfig) -> Path:
     images = load_training_images(train_paths, transform)
     if segmentation:
         task = get_task(SEGMENTATION_METHODS[config.method], preset)
-        dataset = SynthTrainingSet(images, task, transform, preset, config.seed, config.examples_per_epoch)
+        dataset_type = DevicePlanSet if config.synth_device == "batch" else SynthTrainingSet
+        dataset = dataset_type(images, task, transform, preset, config.seed, config.examples_per_epoch)
         items_per_step, score_rule = config.batch_size, config.score_rule or "mean"
         normalization = preset.normalization
     else:
@@ -231,11 +249,14 @@ def train(config: TrainConfig) -> Path:
     workers = default_workers() if config.workers is None else config.workers
     loader = DataLoader(dataset, batch_size=items_per_step, sampler=EpochSampler(len(dataset), config.seed),
                         num_workers=workers, persistent_workers=workers > 0, pin_memory=torch.cuda.is_available(),
-                        drop_last=False)
+                        drop_last=False, collate_fn=collate_plans if config.synth_device == "batch" else None)
     torch.manual_seed(config.seed)
     if segmentation:
-        module = NSAModule(in_channels=preset.channels, label_kind=task.label_kind, lr=config.lr,
-                           lr_min=config.lr_min, channels_last=True)
+        module_type = DeviceSynthModule if config.synth_device == "batch" else NSAModule
+        module = module_type(in_channels=preset.channels, label_kind=task.label_kind, lr=config.lr,
+                             lr_min=config.lr_min, channels_last=True)
+        if config.synth_device == "batch":
+            module.device_synth = DeviceSynth.from_task(task, preset)
     else:
         module = method.module(setup)
     out.mkdir(parents=True, exist_ok=True)
