@@ -11,8 +11,8 @@ labels of eqs. 13-14). This module runs the deterministic part for a batch on an
 2. :func:`collate_plans` concatenates a batch of them into tensors (``DataLoader(collate_fn=...)``),
    which Lightning moves to the device with the images;
 3. :func:`apply_plan` puts the patches in with :func:`~nsad.synth._blend_torch.poisson_blend_batch`,
-   patch ``k`` of every example in call ``k`` (an image takes one patch per call, in the plan's
-   order; patches of similar size share a call), and computes the labels with
+   the ``n``-th patch of every example in the ``n``-th call (an image takes one patch per call, in
+   the plan's order; patches of similar size share a call), and computes the labels with
    :func:`nsa_label_batch`, the definitions of :func:`nsad.synth.labels.nsa_label` on tensors.
 
 The result equals ``NSA.apply`` on the same plan to within one intensity level (both solve
@@ -200,8 +200,8 @@ def apply_plan(images: torch.Tensor, plan: Mapping[str, torch.Tensor], *, mode: 
                group_ratio: float | None = 1.5) -> tuple[torch.Tensor, torch.Tensor]:
     """Put a batch's planned patches into its images and label them, on the images' device (deterministic).
 
-    Patch ``k`` of every example goes in with call ``k`` (split into calls of similar patch size,
-    which saves the padding's cost), so each image receives its patches in the plan's order, as
+    The ``n``-th patch of every example goes in with the ``n``-th call (split into calls of similar
+    patch size, which saves the padding's cost), so each image receives its patches in the plan's order, as
     :meth:`NSA.apply <nsad.synth.nsa.NSA.apply>` does. Blended patches are solved by
     :func:`~nsad.synth._blend_torch.poisson_blend_batch` (OpenCV's discrete Poisson problem);
     pasted ones replace the pixels of their mask. Labels: :func:`nsa_label_batch` (eqs. 13-14)
@@ -217,7 +217,7 @@ def apply_plan(images: torch.Tensor, plan: Mapping[str, torch.Tensor], *, mode: 
         k: the logistic's slope per 8-bit level (the preset's).
         tol: a pixel changed when its channel-mean difference exceeds ``tol`` 8-bit levels.
         group_ratio: patches whose larger sides are within this factor share a call; None puts
-            all patches ``k`` in one call.
+            the ``n``-th patches of all examples in one call.
 
     Returns:
         The new images (B, C, H, W), ``images``' dtype, and (B, H, W) float32 labels (8-bit

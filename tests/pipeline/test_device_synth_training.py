@@ -1,4 +1,7 @@
-"""Training examples made on the device (nsad.pipeline.device_synth): same draws, any worker count, a real run."""
+"""Training examples made on the device (nsad.pipeline.device_synth): same draws, any worker count, a real run.
+
+(Not named test_device_synth.py: tests/synth has that basename, and the tests folders are not packages.)
+"""
 
 import json
 import warnings
@@ -8,7 +11,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from nsad.data.transforms import TransformConfig, to_tensor_normalized
+from nsad.data.folder import sample_data_path
+from nsad.data.io import read_image
+from nsad.data.transforms import Geometry, TransformConfig, apply_geometry, to_tensor_normalized
 from nsad.models import load_run
 from nsad.pipeline import TrainConfig, train
 from nsad.pipeline._sampling import EpochSampler
@@ -21,10 +26,10 @@ SMALL = TransformConfig.from_preset(BOTTLE, 96)
 
 
 @pytest.fixture(scope="module")
-def small_images(bottle_images):
-    from nsad.data.transforms import Geometry, apply_geometry
-
-    return [apply_geometry(image, Geometry(96, 96, 0, 0)) for image in bottle_images[:8]]
+def small_images():
+    """Eight of the bottle images bundled with nsad, resized to 96 px."""
+    paths = sorted((sample_data_path() / "train" / "good").glob("*.png"))[:8]
+    return [apply_geometry(read_image(path), Geometry(96, 96, 0, 0)) for path in paths]
 
 
 def plan_set(images, name="nsa-logistic", seed=5):
@@ -122,12 +127,13 @@ def test_rejections(small_images):
         TrainConfig(data=".", out=".", method="fpi", synth_device="batch")
 
 
-def test_three_training_steps_on_the_device_path(bottle_dir, tmp_path):
+def test_three_training_steps_on_the_device_path(tmp_path):
     out = tmp_path / "run"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PatchPlacementWarning)
-        train(TrainConfig(data=bottle_dir, out=out, epochs=1, seed=2, image_size=96, batch_size=8,
-                          examples_per_epoch=24, holdout=0.0, workers=0, progress=False, synth_device="batch"))
+        train(TrainConfig(data=sample_data_path(), out=out, preset="mvtec/bottle", epochs=1, seed=2, image_size=96,
+                          batch_size=4, examples_per_epoch=12, holdout=0.0, workers=0, progress=False,
+                          synth_device="batch"))
     run = load_run(out)
     assert run.metadata.training["steps"] == 3
     assert json.loads((out / "config.json").read_text())["synth_device"] == "batch"
