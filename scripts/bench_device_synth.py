@@ -91,7 +91,7 @@ def main() -> None:
                              image_object=objects[dest], source_object=objects[other])
             image = images[dest]
             items.append({"image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),
-                          "plan": pack_plan(plan, image.shape[2], image.dtype)})
+                          "plan": pack_plan(plan, image.dtype)})
     plan_s = time.perf_counter() - start
     collate_s = {b: statistics.median(timed(lambda b=b: collate_plans(items[:b]), torch.device("cpu"), 3))
                  for b in args.batches}

@@ -113,6 +113,10 @@ def test_normalize_matches_to_tensor_normalized():
 def test_rejections(small_images):
     with pytest.raises(TypeError, match=r"made on the device for the NSA tasks .* only, got FPI"):
         DevicePlanSet(small_images, get_task("fpi", BOTTLE), SMALL, BOTTLE, 0)
+    with pytest.raises(TypeError, match=r"made on the device for the NSA tasks .* only, got CutPaste"):
+        DeviceSynth.from_task(get_task("cutpaste", BOTTLE), BOTTLE)
+    with pytest.raises(ValueError, match="channels must be 1 or 3, got 2"):
+        DeviceSynth(mode="normal", channels=2)
     with pytest.raises(ValueError, match="imagenet normalisation needs 3 channels"):
         DeviceSynth(mode="normal", normalization="imagenet", channels=1)
     with pytest.raises(ValueError, match="the model takes 1 channel but the images have 3"):

@@ -61,7 +61,7 @@ def plans_and_references(task, images, sources, seed=0):
 
 def run_on_device(task, images, plans, device="cpu", **options):
     items = [{"image": torch.from_numpy(image.transpose(2, 0, 1).copy()),
-              "plan": pack_plan(plan, image.shape[2], image.dtype)} for image, plan in zip(images, plans, strict=True)]
+              "plan": pack_plan(plan, image.dtype)} for image, plan in zip(images, plans, strict=True)]
     batch = collate_plans(items)
     plan = {key: value.to(device) for key, value in batch["plan"].items()}
     out, labels = apply_plan(batch["image"].to(device), plan, mode=mode_of(task), label=task.label,
@@ -268,6 +268,14 @@ def test_collate_and_pack_reject_bad_input():
     bad = type(planned)(planned.record, planned.patch[:-1], planned.mask[:-1])
     with pytest.raises(ValueError, match="must both cover the"):
         pack_plan([bad])
+    gray = type(planned)(planned.record, planned.patch[:, :, :1].copy(), planned.mask)
+    with pytest.raises(ValueError, match="patches must share channels and dtype, got 1 uint8 after 3 uint8"):
+        pack_plan([planned, gray])
+    packed = pack_plan([planned])
+    with pytest.raises(ValueError, match=r"plan 0: \d+ pixels and \d+ mask values do not match its boxes'"):
+        collate_plans([{"plan": {**packed, "masks": packed["masks"][1:]}}])
+    with pytest.raises(ValueError, match=r"plans must share one pixel dtype, got \['uint16', 'uint8'\]"):
+        collate_plans([{"plan": packed}, {"plan": {**packed, "pixels": packed["pixels"].astype(np.uint16)}}])
     with pytest.raises(ValueError, match="must match"):
         nsa_label_batch(torch.zeros(1, 3, 4, 4, dtype=torch.uint8), torch.zeros(1, 1, 4, 4, dtype=torch.uint8),
                         torch.zeros(1, 0, 4), torch.zeros(1), "binary")

@@ -155,7 +155,7 @@ class DevicePlanSet(SynthTrainingSet):
     def __getitem__(self, key: tuple[int, int]) -> dict[str, Any]:
         image, plan = self.plan(*key)
         return {"image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),
-                "plan": pack_plan(plan, image.shape[2], image.dtype)}
+                "plan": pack_plan(plan, image.dtype)}
 
 
 class DeviceSynthModule(NSAModule):

@@ -57,8 +57,7 @@ PLAN_KEYS = ("boxes", "label_boxes", "pixels", "masks")
 _MEDIAN_CHUNK = 1 << 18       # pixels whose 81 disk values are gathered at once (85 MB of float32)
 
 
-def pack_plan(plan: Sequence[PlannedPatch], channels: int | None = None,
-              dtype: np.dtype | type = np.uint8) -> dict[str, np.ndarray]:
+def pack_plan(plan: Sequence[PlannedPatch], dtype: np.dtype | type = np.uint8) -> dict[str, np.ndarray]:
     """One example's plan as plain arrays, box-local like the engine's hot path.
 
     A blended patch is cut to the bounding box of its blending mask (the box OpenCV and
@@ -66,9 +65,8 @@ def pack_plan(plan: Sequence[PlannedPatch], channels: int | None = None,
 
     Args:
         plan: from :meth:`NSA.plan <nsad.synth.nsa.NSA.plan>`; may be empty.
-        channels: the image's channels; needed only for an empty plan (default: from the patches, else 3).
-        dtype: the image's dtype, ``uint8`` or ``uint16``; used only for an empty plan (and there
-            only for its empty ``pixels``: :func:`collate_plans` takes the dtype of the others).
+        dtype: the image's dtype, ``uint8`` or ``uint16``, for the empty ``pixels`` of an empty
+            plan (:func:`collate_plans` takes the dtype of the other plans' pixels anyway).
 
     Returns:
         ``boxes``: (K, 4) int64 ``(x, y, w, h)`` of each solve (or paste) box in the image;
