@@ -239,9 +239,11 @@ def test_parse_options_reads_json_values():
     ("ssae", {"brightness": [1.2, 0.8]}, r"brightness must be a \(low, high\) pair with low <= high"),
     ("cutpaste-3way", {"layer": "pool"}, r"unknown embedding layer 'pool'"),
     ("cutpaste-binary", {"stride_px": 0}, r"stride_px must be a positive number, got 0"),
+    ("cutpaste-binary", {"momentum": "high"}, r"momentum must be a number in \[0.0, 1.0\], got 'high'"),
+    ("ssae", {"error": 2}, r"error must be one of \['squared', 'norm'\], got 2"),
     ("nsa-logistic", {"lam": 0.5}, r"method 'nsa-logistic' takes no options, got \['lam'\]"),
     ("cutpaste", {}, r"unknown method 'cutpaste'; choose one of .*Did you mean"),
-], ids=["unknown", "objective", "lam", "brightness", "layer", "stride", "segmentation", "method"])
+], ids=["unknown", "objective", "lam", "brightness", "layer", "stride", "momentum", "error", "segmentation", "method"])
 def test_bad_options_fail_before_training(tmp_path, method, options, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig(data=tmp_path, out=tmp_path / "o", method=method, options=options)

@@ -17,6 +17,7 @@ import lightning as L
 import numpy as np
 from torch.utils.data import Dataset
 
+from nsad._checks import check_choice, check_range
 from nsad.data.transforms import PAPER_RESIZE, TransformConfig
 from nsad.synth.presets import Preset
 
@@ -85,9 +86,29 @@ def check_positive(name: str, value: Any, integer: bool = False) -> None:
     """
     kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
     if isinstance(value, bool) or not isinstance(value, kinds) or not value > 0:
-        raise ValueError(
-            f"{name} must be a positive {'whole number' if integer else 'number'}, got {value!r}"
-        )
+        raise ValueError(f"{name} must be a positive {'whole number' if integer else 'number'}, got {value!r}")
+
+
+def check_number(name: str, value: Any, low: float, high: float) -> None:
+    """Reject a value that is not a real number in ``[low, high]`` (``--option`` values may be any JSON).
+
+    Raises:
+        ValueError: naming the option, the value and the range.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a number in [{low}, {high}], got {value!r}")
+    check_range(name, value, low, high)
+
+
+def check_text(name: str, value: Any, choices: Sequence[str]) -> None:
+    """Reject a value that is not one of the strings ``choices`` (the message lists them).
+
+    Raises:
+        ValueError: naming the option and the value.
+    """
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+    check_choice(name, value, choices)
 
 
 class Method:

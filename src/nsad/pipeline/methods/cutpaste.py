@@ -47,7 +47,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from torch.utils.data import DataLoader, Dataset
 
-from nsad._checks import check_choice, check_range
+from nsad._checks import check_choice
 from nsad.data.transforms import (
     TransformConfig,
     apply_geometry,
@@ -65,7 +65,14 @@ from nsad.models.cutpaste import (
 from nsad.models.density import GaussianDensity
 from nsad.models.runfile import LoadedRun, RunFormatError, write_atomic
 from nsad.pipeline.datasets import TestImages
-from nsad.pipeline.methods._base import Method, TrainSetup, build_options, check_positive
+from nsad.pipeline.methods._base import (
+    Method,
+    TrainSetup,
+    build_options,
+    check_number,
+    check_positive,
+    check_text,
+)
 from nsad.synth.cutpaste import CutPaste, CutPasteScar
 
 DENSITY_NAME = "density.safetensors"
@@ -101,12 +108,12 @@ class CutPasteOptions:
 
     def __post_init__(self) -> None:
         check_positive("lr", self.lr)
-        check_range("momentum", self.momentum, 0.0, 1.0)
-        check_range("weight_decay", self.weight_decay, 0.0, 1.0)
-        check_choice("embedding layer", self.layer, EMBEDDING_LAYERS)
+        check_number("momentum", self.momentum, 0.0, 1.0)
+        check_number("weight_decay", self.weight_decay, 0.0, 1.0)
+        check_text("embedding layer", self.layer, EMBEDDING_LAYERS)
         for name in ("patch_px", "stride_px"):
             check_positive(name, getattr(self, name))
-        check_range("sigma_px", self.sigma_px, 0.0, 1e3)
+        check_number("sigma_px", self.sigma_px, 0.0, 1e3)
         check_positive("max_fit_patches", self.max_fit_patches, integer=True)
 
 
@@ -127,10 +134,10 @@ class CutPasteScoring:
     sigma_px: float
 
     def __post_init__(self) -> None:
-        check_choice("embedding layer", self.layer, EMBEDDING_LAYERS)
+        check_text("embedding layer", self.layer, EMBEDDING_LAYERS)
         check_positive("patch_px", self.patch_px, integer=True)
         check_positive("stride_px", self.stride_px, integer=True)
-        check_range("sigma_px", self.sigma_px, 0.0, 1e3)
+        check_number("sigma_px", self.sigma_px, 0.0, 1e3)
 
     @classmethod
     def for_setup(cls, options: CutPasteOptions, transform: TransformConfig) -> CutPasteScoring:
@@ -199,9 +206,7 @@ class CutPasteTrainingSet(Dataset):
     def example(self, epoch: int, index: int) -> list[np.ndarray]:
         """The item's views as (h, w, C) images, one per class in class order."""
         rng = np.random.default_rng([self.seed, epoch, index])
-        image = apply_geometry(
-            self.images[index % len(self.images)], sample_train_geometry(rng, self.transform)
-        )
+        image = apply_geometry(self.images[index % len(self.images)], sample_train_geometry(rng, self.transform))
         return [image if task is None else task(image, image, rng=rng).image for task in self.augment]
 
     def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
@@ -251,16 +256,12 @@ def fit_densities(
         ValueError: with fewer than 2 images.
     """
     if len(paths) < 2:
-        raise ValueError(
-            f"CutPaste's density estimator needs at least 2 normal training images, got {len(paths)}"
-        )
+        raise ValueError(f"CutPaste's density estimator needs at least 2 normal training images, got {len(paths)}")
     device = next(net.parameters()).device
     was_training = net.training
     net.eval()
     embed = _embedder(net, scoring.layer)
-    loader = DataLoader(
-        TestImages(paths, transform, normalization, net.config.in_channels), batch_size=batch_size
-    )
+    loader = DataLoader(TestImages(paths, transform, normalization, net.config.in_channels), batch_size=batch_size)
     per_image = math.ceil(max_fit_patches / len(paths))
     rng = np.random.default_rng([seed, 104729])
     image_rows, patch_rows = [], []
@@ -275,9 +276,7 @@ def fit_densities(
                     patches = torch.gather(
                         patches,
                         1,
-                        torch.as_tensor(keep, device=patches.device)[..., None].expand(
-                            -1, -1, patches.shape[2]
-                        ),
+                        torch.as_tensor(keep, device=patches.device)[..., None].expand(-1, -1, patches.shape[2]),
                     )
                 patch_rows.append(patches.reshape(-1, patches.shape[2]).double().cpu())
     finally:
@@ -307,9 +306,7 @@ def save_densities(folder: Path, image: GaussianDensity, patch: GaussianDensity)
         for prefix, density in (("image", image), ("patch", patch))
         for key, value in density.state_dict().items()
     }
-    return write_atomic(
-        Path(folder) / DENSITY_NAME, save_safetensors(tensors, metadata={"format": "nsad-density"})
-    )
+    return write_atomic(Path(folder) / DENSITY_NAME, save_safetensors(tensors, metadata={"format": "nsad-density"}))
 
 
 def load_densities(folder: Path) -> tuple[GaussianDensity, GaussianDensity]:
@@ -322,18 +319,13 @@ def load_densities(folder: Path) -> tuple[GaussianDensity, GaussianDensity]:
     path = Path(folder) / DENSITY_NAME
     if not path.is_file():
         raise FileNotFoundError(
-            f"CutPaste run {str(folder)!r} has no density file {str(path)!r} "
-            "(written by nsad train after training)"
+            f"CutPaste run {str(folder)!r} has no density file {str(path)!r} (written by nsad train after training)"
         )
     try:
         tensors = load_safetensors(path.read_bytes())
         return tuple(
             GaussianDensity.from_state_dict(  # type: ignore[return-value]
-                {
-                    key.split(".", 1)[1]: value
-                    for key, value in tensors.items()
-                    if key.startswith(f"{prefix}.")
-                }
+                {key.split(".", 1)[1]: value for key, value in tensors.items() if key.startswith(f"{prefix}.")}
             )
             for prefix in ("image", "patch")
         )

@@ -37,11 +37,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from nsad._checks import check_choice, check_range
 from nsad.data.transforms import TransformConfig, apply_geometry, sample_train_geometry, to_tensor_normalized
 from nsad.models.runfile import LoadedRun, RunFormatError
 from nsad.models.ssae import ERROR_KINDS, OBJECTIVES, SSAEModule, reconstruction_anomaly_map
-from nsad.pipeline.methods._base import Method, TrainSetup, check_positive
+from nsad.pipeline.methods._base import Method, TrainSetup, check_number, check_positive, check_text
 from nsad.synth.elastic import ALPHA_PX, ElasticPatch
 from nsad.synth.presets import Preset
 
@@ -75,13 +74,14 @@ class SSAEOptions:
     def __post_init__(self) -> None:
         if isinstance(self.objective, bool) or self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {list(OBJECTIVES)}, got {self.objective!r}")
-        check_range("lam", self.lam, 0.0, 1.0)
-        check_choice("error", self.error, ERROR_KINDS)
+        check_number("lam", self.lam, 0.0, 1.0)
+        check_text("error", self.error, ERROR_KINDS)
         check_positive("base_channels", self.base_channels, integer=True)
-        check_range("sigma_px", self.sigma_px, 0.0, 1e3)
+        check_number("sigma_px", self.sigma_px, 0.0, 1e3)
         check_positive("min_area_px", self.min_area_px)
-        check_range("weight_decay", self.weight_decay, 0.0, 1.0)
-        self.elastic()  # checks alpha_px and brightness
+        check_number("weight_decay", self.weight_decay, 0.0, 1.0)
+        check_number("alpha_px", self.alpha_px, 0.0, 1e4)
+        self.elastic()  # checks brightness
 
     def elastic(self) -> ElasticPatch:
         """The elastic-patch task with these options."""
@@ -136,9 +136,7 @@ class ElasticTrainingSet(Dataset):
     def example(self, epoch: int, index: int) -> tuple[np.ndarray, Any]:
         """The clean view (h, w, C) and the :class:`~nsad.synth.elastic.ElasticSynth` made from it."""
         rng = np.random.default_rng([self.seed, epoch, index])
-        image = apply_geometry(
-            self.images[index % len(self.images)], sample_train_geometry(rng, self.transform)
-        )
+        image = apply_geometry(self.images[index % len(self.images)], sample_train_geometry(rng, self.transform))
         return image, self.task(image, image, rng=rng)
 
     def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
