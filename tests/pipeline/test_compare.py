@@ -110,6 +110,13 @@ def test_unfinished_runs_resume_or_restart(tmp_path, monkeypatch):
     (tmp_path / "run" / "checkpoints" / "last.ckpt").write_bytes(b"")
     ensure_trained(config)  # interrupted during training: resume
     assert calls == [False, True]
+    settings = {k: str(v) if k in ("data", "out") else v for k, v in config.__dict__.items()}
+    (tmp_path / "run" / "config.json").write_text(json.dumps({**settings, "epochs": 3, "preset": "default"}))
+    ensure_trained(config)  # finished with the same settings: reused
+    assert calls == [False, True]
+    with pytest.raises(ValueError, match=r"holds a run trained with other settings \(image_size: 256 there, 96 now; "
+                                         r"epochs: 3 there, 2 now\); choose another --out"):
+        ensure_trained(TrainConfig(**{**config.__dict__, "image_size": 96, "epochs": 2}))
     other = TrainConfig(data=tmp_path, out=tmp_path / "mine", method="fpi")
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep")

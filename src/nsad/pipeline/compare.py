@@ -12,7 +12,8 @@ the seeds (NSA paper, Tables 1-2). Outputs:
 
 A run whose folder holds ``compare.json`` (written when its training finished) is not trained
 again and its ``metrics.json`` is reused, so an interrupted comparison continues where it stopped;
-a run interrupted during training resumes from its last checkpoint.
+a run interrupted during training resumes from its last checkpoint. A run trained with other
+settings (epochs, image size, options...) is an error, not silently reused.
 """
 
 from __future__ import annotations
@@ -47,6 +48,22 @@ TABLE_MD, TABLE_CSV, FIGURE = "comparison.md", "comparison.csv", "heatmaps.png"
 DONE_FILE = "compare.json"
 """Written into a run folder when its training has finished: the run is complete."""
 _TRAIN_FILES = {"config.json", "logs", "checkpoints"}
+SETTINGS: tuple[str, ...] = (
+    "data",
+    "category",
+    "method",
+    "seed",
+    "batch_size",
+    "image_size",
+    "lr",
+    "lr_min",
+    "holdout",
+    "target_fpr",
+    "score_rule",
+    "examples_per_epoch",
+    "options",
+)
+"""``TrainConfig`` fields that must match for a finished run to be reused."""
 MIN_TILE_PX = 192
 """Smallest side of an image in ``heatmaps.png`` (smaller frames are enlarged to stay readable)."""
 """What ``nsad train`` writes before the first checkpoint; such a folder is restarted."""
@@ -83,9 +100,7 @@ def split_options(options: Mapping[str, Any], methods: Sequence[str]) -> dict[st
     Raises:
         ValueError: for an option no method in ``methods`` accepts.
     """
-    accepted = {
-        method: set(METHODS[method].option_names()) if method in METHODS else set() for method in methods
-    }
+    accepted = {method: set(METHODS[method].option_names()) if method in METHODS else set() for method in methods}
     unused = sorted(set(options) - set().union(*accepted.values()))
     if unused:
         takers = {m: sorted(accepted[m]) for m in methods if accepted[m]}
@@ -99,8 +114,7 @@ def split_options(options: Mapping[str, Any], methods: Sequence[str]) -> dict[st
 def _check_lists(methods: Sequence[str], seeds: Sequence[int]) -> None:
     if len(methods) == 0 or len(seeds) == 0:
         raise ValueError(
-            f"compare needs at least one method and one seed, got methods={list(methods)}, "
-            f"seeds={list(seeds)}"
+            f"compare needs at least one method and one seed, got methods={list(methods)}, seeds={list(seeds)}"
         )
     for name, values in (("methods", methods), ("seeds", seeds)):
         repeated = sorted({str(v) for v in values if list(values).count(v) > 1})
@@ -108,6 +122,33 @@ def _check_lists(methods: Sequence[str], seeds: Sequence[int]) -> None:
             raise ValueError(f"{name} are repeated: {repeated}")
     for method in methods:
         check_choice("method", method, ALL_METHODS)
+
+
+def check_same_settings(folder: Path, config: TrainConfig) -> None:
+    """Refuse to reuse or resume a run in ``folder`` that was trained with other settings than ``config``.
+
+    The settings that change a model (:data:`SETTINGS`) are compared with the run's ``config.json``;
+    ``epochs`` and ``preset`` only when ``config`` names them (the file holds the resolved values).
+
+    Raises:
+        ValueError: listing each setting that differs, with both values.
+    """
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        return
+    saved = json.loads(path.read_text())
+    wanted = json.loads(
+        json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(config).items()})
+    )
+    names = [*SETTINGS, *(name for name in ("epochs", "preset") if wanted[name] is not None)]
+    differ = [
+        f"{name}: {saved.get(name)!r} there, {wanted[name]!r} now" for name in names if saved.get(name) != wanted[name]
+    ]
+    if differ:
+        raise ValueError(
+            f"{folder} holds a run trained with other settings ({'; '.join(differ)}); choose another "
+            "--out or remove that folder"
+        )
 
 
 def ensure_trained(config: TrainConfig) -> float:
@@ -118,11 +159,15 @@ def ensure_trained(config: TrainConfig) -> float:
 
     Raises:
         FileExistsError: if the folder holds other files than an unfinished run's.
+        ValueError: if the folder holds a run trained with other settings (:func:`check_same_settings`).
     """
     folder = Path(config.out)
-    if (folder / DONE_FILE).is_file():
+    finished = (folder / DONE_FILE).is_file()
+    resume = not finished and (folder / "checkpoints" / CHECKPOINT).is_file()
+    if finished or resume:
+        check_same_settings(folder, config)
+    if finished:
         return float("nan")
-    resume = (folder / "checkpoints" / CHECKPOINT).is_file()
     if not resume and folder.is_dir() and any(folder.iterdir()):
         names = {path.name for path in folder.iterdir()}
         if not names <= _TRAIN_FILES:
@@ -206,9 +251,7 @@ def compare(
             folder = run_folder(out, method, seed)
             print(f"nsad compare: [{done}/{total}] {method}, seed {seed} -> {folder}")
             ensure_trained(
-                dataclasses.replace(
-                    base, method=method, seed=seed, out=folder, options=options[method], resume=False
-                )
+                dataclasses.replace(base, method=method, seed=seed, out=folder, options=options[method], resume=False)
             )
             metrics[method].append(_read_metrics(folder, device))
             seconds[method].append(_train_seconds(folder))
@@ -233,8 +276,7 @@ def compare(
             device,
         )
     print(
-        f"nsad compare: wrote {out / TABLE_MD}, {out / TABLE_CSV}"
-        + (f" and {out / FIGURE}" if heatmap_images else "")
+        f"nsad compare: wrote {out / TABLE_MD}, {out / TABLE_CSV}" + (f" and {out / FIGURE}" if heatmap_images else "")
     )
     return result
 
@@ -262,9 +304,7 @@ def markdown_table(result: Comparison) -> str:
 
 def write_tables(result: Comparison, base: TrainConfig, seeds: Sequence[int]) -> None:
     """Write ``comparison.md`` (with the settings) and ``comparison.csv`` (fractions) into ``result.out``."""
-    settings = json.loads(
-        (run_folder(result.out, next(iter(result.table)), seeds[0]) / "config.json").read_text()
-    )
+    settings = json.loads((run_folder(result.out, next(iter(result.table)), seeds[0]) / "config.json").read_text())
     header = (
         f"# nsad compare: {settings['category']}\n\n"
         f"Data `{settings['data']}`; {settings['train_images']} training and {settings['holdout_images']} "
