@@ -26,6 +26,7 @@ from nsad.data.transforms import TransformConfig, place_in_frame, resize_map
 from nsad.models.runfile import LoadedRun, RunMetadata, load_run
 from nsad.models.ssae import calibrate_threshold
 from nsad.pipeline.datasets import TestImages
+from nsad.pipeline.methods import SCORING_MODELS
 
 SCORE_RULES = ("mean", "max", "topk", "area", "density")
 
@@ -45,7 +46,7 @@ def parse_score_rule(rule: str) -> tuple[str, float]:
     if name in ("mean", "max", "density") and not value:
         return name, 0.0
     if name == "area":
-        if not value.isdigit() or int(value) < 1:
+        if not (value.isascii() and value.isdigit()) or int(value) < 1:
             raise ValueError(f"score rule {rule!r}: area needs a whole number of pixels >= 1, e.g. 'area:64'")
         return name, float(int(value))
     if name == "topk":
@@ -148,8 +149,6 @@ def map_model(run: LoadedRun, device: torch.device) -> MapModel:
     """The scorer of the run's model kind (``anomaly-net``, ``cutpaste`` or ``ssae``)."""
     if run.metadata.model == "anomaly-net":
         return SegmentationModel(run)
-    from nsad.pipeline.methods import SCORING_MODELS  # the adapters import this module's neighbours
-
     return SCORING_MODELS[run.metadata.model](run, device)
 
 
