@@ -9,6 +9,7 @@ splits the shuffled order by rank itself (the trainer runs with ``use_distribute
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 import cv2
@@ -18,15 +19,23 @@ from threadpoolctl import threadpool_limits
 from torch.utils.data import Sampler
 
 
-def limit_worker_threads(worker_id: int) -> None:
-    """``worker_init_fn`` of the loaders: one BLAS and one OpenCV thread per loader process.
+@contextlib.contextmanager
+def one_thread_for_loading() -> Iterator[None]:
+    """Run the enclosed training with one OpenBLAS and one OpenCV thread for the data pipeline.
 
-    Without it every worker's NumPy/SciPy (OpenBLAS) and OpenCV calls start as many threads as
-    there are cores and fight the training process for them: measured here, the Poisson solver's
-    small matrix products became about 100 times slower under that contention.
+    Loader workers are forked inside and inherit the limits. Without them every worker's NumPy/
+    SciPy (OpenBLAS) and OpenCV calls start as many threads as there are cores and fight the
+    training for them: with the cores busy, the Poisson solver's small matrix products were about
+    100 times slower here. (Setting the limits in the workers instead, after the fork, can hang
+    them.) Training itself runs on torch's own thread pool, which this leaves alone.
     """
-    threadpool_limits(1)
+    previous = cv2.getNumThreads()
     cv2.setNumThreads(1)
+    try:
+        with threadpool_limits(1, user_api="blas"):
+            yield
+    finally:
+        cv2.setNumThreads(previous)
 
 
 class EpochSampler(Sampler[tuple[int, int]]):

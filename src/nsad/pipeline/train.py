@@ -38,7 +38,7 @@ from nsad.data.transforms import IMAGENET_MEAN, IMAGENET_STD, TransformConfig
 from nsad.metrics import threshold_at_fpr
 from nsad.models import NSAModule, RunMetadata, count_parameters, save_run
 from nsad.pipeline._checkpoint import AtomicCheckpointIO
-from nsad.pipeline._sampling import EpochSampler
+from nsad.pipeline._sampling import EpochSampler, one_thread_for_loading
 from nsad.pipeline.datasets import SynthTrainingSet, load_training_images
 from nsad.pipeline.device_synth import (
     DEVICE_TASKS,
@@ -280,7 +280,8 @@ def train(config: TrainConfig) -> Path:
         warnings.filterwarnings("ignore", message=".*validation_step.*val_dataloader.*")
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")
         warnings.filterwarnings("ignore", message=".*weights_only.*")
-        trainer.fit(module, train_dataloaders=loader, ckpt_path=checkpoint if config.resume else None)
+        with one_thread_for_loading():
+            trainer.fit(module, train_dataloaders=loader, ckpt_path=checkpoint if config.resume else None)
     trainer.save_checkpoint(checkpoint)
     if not trainer.is_global_zero:
         return out

@@ -1,0 +1,81 @@
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from nsad.data.transforms import TransformConfig
+from nsad.pipeline._checkpoint import AtomicCheckpointIO
+from nsad.pipeline._sampling import EpochSampler, one_thread_for_loading
+from nsad.pipeline.datasets import SynthTrainingSet
+from nsad.pipeline.scoring import image_scores, parse_score_rule
+from nsad.synth import get_preset, get_task
+
+
+def test_epoch_sampler_orders_are_seeded_per_epoch():
+    sampler = EpochSampler(10, seed=3)
+    first = list(sampler)
+    assert sorted(index for _, index in first) == list(range(10)) and {epoch for epoch, _ in first} == {0}
+    assert list(sampler) == first
+    sampler.set_epoch(1)
+    second = list(sampler)
+    assert [i for _, i in second] != [i for _, i in first] and {e for e, _ in second} == {1}
+    assert [i for _, i in EpochSampler(10, seed=3, shuffle=False)] == list(range(10))
+    with pytest.raises(ValueError, match="at least one example"):
+        EpochSampler(0, seed=0)
+
+
+@pytest.fixture(scope="module")
+def training_set(bottle_images):
+    preset = get_preset("mvtec/bottle")
+    transform = TransformConfig.from_preset(preset, 128)
+    from nsad.pipeline.datasets import Geometry, apply_geometry
+
+    images = [apply_geometry(image, Geometry(128, 128, 0, 0)) for image in bottle_images[:6]]
+    return SynthTrainingSet(images, get_task("nsa-logistic", preset), transform, preset, seed=5, length=12)
+
+
+def test_training_examples_do_not_depend_on_workers(training_set):
+    def collect(workers):
+        sampler = EpochSampler(len(training_set), seed=5)
+        sampler.set_epoch(2)
+        loader = DataLoader(training_set, batch_size=4, sampler=sampler, num_workers=workers)
+        with one_thread_for_loading():
+            batches = list(loader)
+        return torch.cat([batch["image"] for batch in batches]), torch.cat([batch["label"] for batch in batches])
+
+    serial, parallel = collect(0), collect(2)
+    torch.testing.assert_close(serial[0], parallel[0], rtol=0, atol=0)
+    torch.testing.assert_close(serial[1], parallel[1], rtol=0, atol=0)
+    image, label = training_set[(2, 0)]["image"], training_set[(2, 0)]["label"]
+    assert image.shape == (3, 112, 112) and label.shape == (1, 112, 112)
+    assert not torch.equal(training_set[(3, 0)]["image"], image)
+
+
+def test_atomic_checkpoint_keeps_the_old_file_when_a_save_fails(tmp_path, monkeypatch):
+    io = AtomicCheckpointIO()
+    path = tmp_path / "ckpt" / "last.ckpt"
+    io.save_checkpoint({"step": 1}, path)
+    assert torch.load(path)["step"] == 1
+
+    def broken_save(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        io.save_checkpoint({"step": 2}, path)
+    monkeypatch.undo()
+    assert torch.load(path)["step"] == 1
+    assert sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt"]
+
+
+def test_image_score_rules():
+    maps = np.zeros((2, 10, 10), np.float32)
+    maps[0, :2, :5] = 1.0   # 10 hot pixels
+    maps[1, 0, 0] = 0.5
+    np.testing.assert_allclose(image_scores(maps, "mean"), [0.1, 0.005])
+    np.testing.assert_allclose(image_scores(maps, "max"), [1.0, 0.5])
+    np.testing.assert_allclose(image_scores(maps, "topk:0.05"), [1.0, 0.1])
+    assert parse_score_rule("topk:0.01") == ("topk", 0.01)
+    for rule in ("median", "topk", "topk:2", "max:3"):
+        with pytest.raises(ValueError, match="score rule"):
+            parse_score_rule(rule)
