@@ -26,12 +26,15 @@ METHODS = ("cutpaste-binary", "ssae")
 OPTIONS = {"base_channels": 4, "stride_px": 32}  # a small SSAE, a 4 x 4 CutPaste patch grid
 
 
+def small(out):
+    return TrainConfig(data=sample_data_path(), out=out, epochs=1, image_size=64, batch_size=8, workers=0,
+                       holdout=0.0, examples_per_epoch=8, progress=False)
+
+
 @pytest.fixture(scope="module")
 def comparison(tmp_path_factory):
     out = tmp_path_factory.mktemp("compare")
-    base = TrainConfig(data=sample_data_path(), out=out, epochs=1, image_size=64, batch_size=8, workers=0,
-                       holdout=0.0, examples_per_epoch=8, progress=False)
-    compare(base, METHODS, [0, 1], out, options=OPTIONS, heatmap_images=3)
+    compare(small(out), METHODS, [0, 1], out, options=OPTIONS, heatmap_images=3)
     return out
 
 
@@ -81,8 +84,7 @@ def test_a_finished_comparison_is_not_trained_again(comparison, monkeypatch):
         raise AssertionError(f"trained {config.out} again")
 
     monkeypatch.setattr(compare_module, "train", fail)
-    base = TrainConfig(data=sample_data_path(), out=comparison, image_size=64, epochs=1)
-    result = compare(base, METHODS, [0, 1], comparison, options=OPTIONS, heatmap_images=0)
+    result = compare(small(comparison), METHODS, [0, 1], comparison, options=OPTIONS, heatmap_images=0)
     rows = list(csv.DictReader(open(comparison / "comparison.csv")))
     assert float(rows[1]["aupro_mean"]) == pytest.approx(result.table["ssae"]["aupro"].mean, abs=1e-6)
     assert len(result.metrics["cutpaste-binary"]) == 2

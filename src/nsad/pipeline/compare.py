@@ -50,7 +50,6 @@ DONE_FILE = "compare.json"
 _TRAIN_FILES = {"config.json", "logs", "checkpoints"}
 SETTINGS: tuple[str, ...] = (
     "data",
-    "category",
     "method",
     "seed",
     "batch_size",
@@ -128,7 +127,8 @@ def check_same_settings(folder: Path, config: TrainConfig) -> None:
     """Refuse to reuse or resume a run in ``folder`` that was trained with other settings than ``config``.
 
     The settings that change a model (:data:`SETTINGS`) are compared with the run's ``config.json``;
-    ``epochs`` and ``preset`` only when ``config`` names them (the file holds the resolved values).
+    ``category``, ``epochs`` and ``preset`` only when ``config`` names them (the file holds the
+    resolved values).
 
     Raises:
         ValueError: listing each setting that differs, with both values.
@@ -140,7 +140,7 @@ def check_same_settings(folder: Path, config: TrainConfig) -> None:
     wanted = json.loads(
         json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(config).items()})
     )
-    names = [*SETTINGS, *(name for name in ("epochs", "preset") if wanted[name] is not None)]
+    names = [*SETTINGS, *(name for name in ("category", "epochs", "preset") if wanted[name] is not None)]
     differ = [
         f"{name}: {saved.get(name)!r} there, {wanted[name]!r} now" for name in names if saved.get(name) != wanted[name]
     ]
