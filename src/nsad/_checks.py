@@ -52,6 +52,18 @@ def check_image(name: str, image: np.ndarray) -> np.ndarray:
     return image
 
 
+def check_image_pair(image: np.ndarray, source: np.ndarray) -> None:
+    """Check a destination and a source image of a synthetic task: engine layout, same shape and dtype.
+
+    Raises:
+        TypeError, ValueError: as :func:`check_image`, or if the two differ in shape or dtype.
+    """
+    check_image("image", image)
+    check_image("source", source)
+    if source.shape != image.shape or source.dtype != image.dtype:
+        raise ValueError(f"source {source.shape} {source.dtype} must match image {image.shape} {image.dtype}")
+
+
 def levels_per_8bit(dtype: np.dtype) -> float:
     """Intensity levels of ``dtype`` per 8-bit level: 1 for uint8, 257 for uint16 (65535 / 255)."""
     return 1.0 if np.dtype(dtype) == np.uint8 else 257.0

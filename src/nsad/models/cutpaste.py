@@ -39,10 +39,9 @@ reference reimplementations; our copy of the paper ends before the appendix).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import lightning as L
 import numpy as np
@@ -53,6 +52,7 @@ from torch import nn
 from torchvision.models import resnet18
 
 from nsad._checks import check_choice
+from nsad.models._config import JsonConfig
 
 CUTPASTE_CLASSES: dict[str, tuple[str, ...]] = {
     "cutpaste-binary": ("normal", "cutpaste"),
@@ -83,7 +83,7 @@ def _positive_int(name: str, value: Any) -> int:
 
 
 @dataclass(frozen=True)
-class CutPasteConfig:
+class CutPasteConfig(JsonConfig):
     """Everything needed to rebuild a :class:`CutPasteNet` (weights aside).
 
     Attributes:
@@ -91,6 +91,8 @@ class CutPasteConfig:
         num_classes: classifier outputs, 2 (binary, scar) or 3 (3-way).
         head_dims: widths of the projection MLP's layers (at least one).
     """
+
+    config_name: ClassVar[str] = "CutPaste"
 
     in_channels: int = 3
     num_classes: int = 3
@@ -110,23 +112,6 @@ class CutPasteConfig:
         ):
             raise ValueError(f"head_dims must be a non-empty sequence of positive ints, got {dims!r}")
         object.__setattr__(self, "head_dims", tuple(dims))
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready dict (tuples as lists)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> CutPasteConfig:
-        """Build a config from :meth:`to_dict`'s output.
-
-        Raises:
-            ValueError: if ``data`` has keys that are not fields, or a field's value is invalid.
-        """
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - fields)
-        if unknown:
-            raise ValueError(f"unknown CutPaste config keys {unknown}; accepted keys are {sorted(fields)}")
-        return cls(**dict(data))
 
 
 class CutPasteNet(nn.Module):

@@ -26,10 +26,9 @@ with the input. Sizes that are already multiples of 32 (224, 256) are not padded
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +36,7 @@ from torch import nn
 from torchvision.models import resnet18
 
 from nsad._checks import check_choice
+from nsad.models._config import JsonConfig
 
 LabelKind = Literal["bounded", "continuous"]
 LABEL_KINDS: tuple[str, ...] = ("bounded", "continuous")
@@ -45,7 +45,7 @@ STRIDE = 32
 
 
 @dataclass(frozen=True)
-class NetConfig:
+class NetConfig(JsonConfig):
     """Everything needed to rebuild an :class:`AnomalyNet` (weights aside).
 
     Attributes:
@@ -56,6 +56,8 @@ class NetConfig:
         decoder_channels: output channels of the five upsampling stages (1/16 ... 1/1).
         skip_connections: add 1x1-projected encoder features to the decoder stages.
     """
+
+    config_name: ClassVar[str] = "network"
 
     in_channels: int = 3
     label_kind: LabelKind = "bounded"
@@ -76,23 +78,6 @@ class NetConfig:
             object.__setattr__(self, name, tuple(value))
         if not isinstance(self.skip_connections, bool):
             raise TypeError(f"skip_connections must be a bool, got {self.skip_connections!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready dict (tuples as lists)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> NetConfig:
-        """Build a config from :meth:`to_dict`'s output.
-
-        Raises:
-            ValueError: if ``data`` has keys that are not fields, or a field's value is invalid.
-        """
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - fields)
-        if unknown:
-            raise ValueError(f"unknown network config keys {unknown}; accepted keys are {sorted(fields)}")
-        return cls(**dict(data))
 
 
 def logits_to_anomaly_map(logits: torch.Tensor, label_kind: LabelKind) -> torch.Tensor:

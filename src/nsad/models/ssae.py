@@ -23,11 +23,10 @@ If the network should see standardised inputs, give :class:`SSAEConfig` ``input_
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import lightning as L
 import numpy as np
@@ -37,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nsad._checks import check_choice, check_range
+from nsad.models._config import JsonConfig
 
 ErrorKind = Literal["squared", "norm"]
 ERROR_KINDS: tuple[str, ...] = ("squared", "norm")
@@ -77,7 +77,7 @@ def _float_tuple_or_none(name: str, value: Any, length: int) -> tuple[float, ...
 
 
 @dataclass(frozen=True)
-class SSAEConfig:
+class SSAEConfig(JsonConfig):
     """Everything needed to rebuild an :class:`SSAENet` (weights aside).
 
     The paper's Table 1 is written for 512x512 RGB inputs with widths 32-64-128 (encoder), five
@@ -98,6 +98,8 @@ class SSAEConfig:
         input_mean, input_std: optional per-channel standardisation applied inside ``forward``
             (None: the network sees the [0, 1] image, as in the paper).
     """
+
+    config_name: ClassVar[str] = "SSAE"
 
     in_channels: int = 3
     base_channels: int = 32
@@ -137,23 +139,6 @@ class SSAEConfig:
     def sdc_width(self) -> int:
         """Filters per dilated convolution (``sdc_channels`` or ``2 * base_channels``)."""
         return self.sdc_channels if self.sdc_channels is not None else 2 * self.base_channels
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready dict (tuples as lists)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SSAEConfig:
-        """Build a config from :meth:`to_dict`'s output.
-
-        Raises:
-            ValueError: if ``data`` has keys that are not fields, or a field's value is invalid.
-        """
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - fields)
-        if unknown:
-            raise ValueError(f"unknown SSAE config keys {unknown}; accepted keys are {sorted(fields)}")
-        return cls(**dict(data))
 
 
 def _conv_bn_relu(

@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from nsad._checks import check_image
+from nsad._checks import check_image_pair
 from nsad.synth._blend import blend_patch
 from nsad.synth._patch import check_image_fits, sample_patch_size, sample_source_box
 from nsad.synth._types import Box, PatchRecord, Synth
@@ -77,10 +77,7 @@ class FPI:
         Raises:
             ValueError: if the images differ in shape or dtype, or are too small for the preset.
         """
-        check_image("image", image)
-        check_image("source", source)
-        if source.shape != image.shape or source.dtype != image.dtype:
-            raise ValueError(f"source {source.shape} {source.dtype} must match image {image.shape} {image.dtype}")
+        check_image_pair(image, source)
         height, width = image.shape[:2]
         check_image_fits(self.preset, height, width)
         if self.preset.uses_object_mask and image_object is None:

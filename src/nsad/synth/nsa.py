@@ -14,7 +14,7 @@ from typing import ClassVar, Literal
 import cv2
 import numpy as np
 
-from nsad._checks import check_choice, check_image
+from nsad._checks import check_choice, check_image_pair
 from nsad.synth._blend import blend_patch
 from nsad.synth._patch import (
     check_image_fits,
@@ -227,10 +227,7 @@ class NSA:
         Raises:
             ValueError: if the images differ in shape or dtype, or are too small for the preset.
         """
-        check_image("image", image)
-        check_image("source", source)
-        if source.shape != image.shape or source.dtype != image.dtype:
-            raise ValueError(f"source {source.shape} {source.dtype} must match image {image.shape} {image.dtype}")
+        check_image_pair(image, source)
         height, width = image.shape[:2]
         check_image_fits(self.preset, height, width)
         dest_object, src_object = self.object_masks(image, source, image_object, source_object)
