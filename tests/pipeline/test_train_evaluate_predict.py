@@ -153,3 +153,11 @@ def test_demo_runs_on_the_bundled_sample(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "heatmaps:" in printed and (tmp_path / "demo" / "run" / "metrics.json").is_file()
     assert len(list((tmp_path / "demo" / "predictions").glob("*_heatmap.png"))) == 9
+
+
+def test_time_budget_stops_training_early_and_still_writes_the_run(bottle_dir, tmp_path):
+    out = tmp_path / "run"
+    train(TrainConfig(data=bottle_dir, out=out, epochs=50, max_minutes=0.001, holdout=0.0, examples_per_epoch=32,
+                      **SMALL))
+    training = load_run(out).metadata.training
+    assert training["epochs"] == 50 and training["epochs_run"] < 50

@@ -69,6 +69,8 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
                                             "(default: bf16-mixed on CUDA, 32-true on the CPU)")
     parser.add_argument("--workers", type=int, help="data loader processes (default: CPU cores - 1, at most 8)")
     parser.add_argument("--checkpoint-every", type=int, default=10, help="epochs between checkpoints (default: 10)")
+    parser.add_argument("--max-minutes", type=float,
+                        help="time budget: stop training after this many minutes even if epochs remain")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--synth-on-device", action="store_true",
                         help="NSA methods: draw each example's patches in the loader workers and blend and label "
@@ -105,6 +107,7 @@ def config_from_args(args: argparse.Namespace, **overrides: object) -> TrainConf
                   holdout=args.holdout, target_fpr=args.target_fpr, score_rule=args.score_rule,
                   accelerator=args.accelerator, devices=devices, strategy=args.strategy, num_nodes=args.num_nodes,
                   precision=args.precision, workers=args.workers, checkpoint_every=args.checkpoint_every,
+                  max_minutes=args.max_minutes,
                   resume=getattr(args, "resume", False), progress=not args.no_progress,
                   options=parse_options(getattr(args, "option", None)),
                   synth_device="batch" if getattr(args, "synth_on_device", False) else "cpu")

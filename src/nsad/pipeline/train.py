@@ -93,6 +93,8 @@ class TrainConfig:
             precision None means ``bf16-mixed`` on CUDA and ``32-true`` on the CPU.
         workers: data loader processes; None picks ``min(8, cpus - 1)``.
         examples_per_epoch: synthetic examples per epoch; default one per training image.
+        max_minutes: stop training after this many minutes even if epochs remain (Lightning's
+            ``max_time``; the learning-rate schedule still spans ``epochs``); None for no limit.
         checkpoint_every: epochs between checkpoints.
         resume: continue from ``out/checkpoints/last.ckpt``.
         progress: show Lightning's progress bar.
@@ -132,6 +134,7 @@ class TrainConfig:
     progress: bool = True
     options: Mapping[str, Any] = field(default_factory=dict)
     synth_device: str = "cpu"
+    max_minutes: float | None = None
 
     def __post_init__(self) -> None:
         check_choice("method", self.method, ALL_METHODS)
@@ -268,7 +271,8 @@ def train(config: TrainConfig) -> Path:
           f"{len(holdout_paths)} held out), preset {preset.name}, {epochs} epochs, "
           f"{count_parameters(module.net):,} parameters")
     trainer = L.Trainer(
-        max_epochs=epochs, accelerator=config.accelerator, devices=config.devices, strategy=config.strategy,
+        max_epochs=epochs, max_time=None if config.max_minutes is None else {"minutes": config.max_minutes},
+        accelerator=config.accelerator, devices=config.devices, strategy=config.strategy,
         num_nodes=config.num_nodes, precision=config.precision or default_precision(config.accelerator),
         logger=CSVLogger(out, name="logs"), use_distributed_sampler=False,
         callbacks=[ModelCheckpoint(dirpath=out / "checkpoints", filename="last", every_n_epochs=config.checkpoint_every,
@@ -295,7 +299,7 @@ def train(config: TrainConfig) -> Path:
         resize_hw=(transform.resize, transform.resize), crop_hw=crop, mean=mean, std=std,
         score_rule=score_rule, model="anomaly-net" if segmentation else method.model,
         model_options=model_options,
-        training={"epochs": epochs, "seed": config.seed, "batch_size": config.batch_size,
+        training={"epochs": epochs, "epochs_run": trainer.current_epoch, "seed": config.seed, "batch_size": config.batch_size,
                   "precision": str(trainer.precision), "train_images": len(train_paths),
                   "holdout_images": len(holdout_paths), "target_fpr": config.target_fpr,
                   "steps": trainer.global_step,
