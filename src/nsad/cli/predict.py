@@ -12,7 +12,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "predict", help="find defects in new images",
         description=f"Score images with a trained run and write, per image, STEM.npy (the anomaly map at the "
-                    f"image's resolution), STEM_heatmap.png (image and heatmap side by side) and one line of "
+                    "image's resolution), STEM_heatmap.png (image and heatmap side by side; one colour scale for "
+                    "all images of the call, blue 0 to red the largest map value) and one line of "
                     f"{SCORES_FILE} (score, threshold, normal/anomalous decision).")
     parser.add_argument("--run", required=True, type=Path, help="run folder written by nsad train")
     parser.add_argument("inputs", nargs="+", type=Path, metavar="IMAGE_OR_FOLDER", help="images or folders of images")

@@ -11,7 +11,7 @@ import numpy as np
 
 from nsad.data.io import IMAGE_SUFFIXES, list_images, read_image, write_image
 from nsad.pipeline.scoring import Scorer
-from nsad.viz import overlay
+from nsad.viz import overlay, to_display
 
 SCORES_FILE = "scores.csv"
 
@@ -54,7 +54,8 @@ def predict(run: str | Path, inputs: Sequence[str | Path], out: str | Path, thre
     """Score images and write their maps, heatmaps and scores.
 
     Per image: ``STEM.npy`` (the map at the image's resolution) and ``STEM_heatmap.png`` (the image
-    beside its heatmap overlay); for all: ``scores.csv``.
+    beside its heatmap overlay; blue is 0 and red the largest map value among the images of the
+    call, the same scale for all of them); for all: ``scores.csv``.
 
     The decision is ``anomalous`` when the score is at least the threshold: ``threshold`` if
     given, else the one ``nsad train`` calibrated on held-out normal images; without either the
@@ -76,14 +77,16 @@ def predict(run: str | Path, inputs: Sequence[str | Path], out: str | Path, thre
     result = scorer.score(paths)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    bounded = scorer.metadata.label_kind == "bounded"
+    # One colour scale for all heatmaps of the call, from 0 to the largest map value among them, so
+    # that a barely trained model's faint maps stay readable and images stay comparable.
+    vmax = max(float(result.maps.max()), 1e-6)
     rows = []
     for (path, stem), framed, score in zip(named, result.maps, result.scores, strict=True):
         image = read_image(path)
         anomaly_map = scorer.original_resolution(framed, image.shape).astype(np.float32)
         np.save(out / f"{stem}.npy", anomaly_map)
-        heat = overlay(image, anomaly_map, vmin=0.0, vmax=1.0 if bounded else None)
-        side_by_side = np.concatenate([overlay(image, np.zeros_like(anomaly_map), opacity=0.0), heat], axis=1)
+        heat = overlay(image, anomaly_map, vmin=0.0, vmax=vmax)
+        side_by_side = np.concatenate([to_display(image), heat], axis=1)
         write_image(out / f"{stem}_heatmap.png", side_by_side)
         decision = "" if threshold is None else ("anomalous" if score >= threshold else "normal")
         rows.append({"file": str(path), "score": float(score), "threshold": "" if threshold is None else threshold,
