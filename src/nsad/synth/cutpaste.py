@@ -24,7 +24,7 @@ from typing import ClassVar
 import cv2
 import numpy as np
 
-from nsad._checks import check_image, check_range
+from nsad._checks import check_image_pair, check_range
 from nsad.synth._types import Box, PatchRecord, Synth
 
 REFERENCE_SIDE_PX = 256
@@ -249,13 +249,6 @@ def _check_jitter(brightness: float, contrast: float, saturation: float, hue: fl
     check_range("hue", hue, 0.0, 0.5)
 
 
-def _check_pair(image: np.ndarray, source: np.ndarray) -> None:
-    check_image("image", image)
-    check_image("source", source)
-    if source.shape != image.shape or source.dtype != image.dtype:
-        raise ValueError(f"source {source.shape} {source.dtype} must match image {image.shape} {image.dtype}")
-
-
 @dataclass(frozen=True)
 class CutPaste:
     """CutPaste (Li et al. 2021, Sec. 2.1): paste a jittered rectangle of the image elsewhere in it.
@@ -303,7 +296,7 @@ class CutPaste:
             TypeError: if an image is not a uint8/uint16 array.
             ValueError: if the images' shapes or dtypes differ, or a side is under 32 px.
         """
-        _check_pair(image, source)
+        check_image_pair(image, source)
         height, width, channels = image.shape
         check_image_side("CutPaste", height, width)
         draw = sample_cutpaste(rng, height, width, channels, self.area, self.aspect,
@@ -470,7 +463,7 @@ class CutPasteScar:
             TypeError: if an image is not a uint8/uint16 array.
             ValueError: if the images' shapes or dtypes differ, or a side is under 32 px.
         """
-        _check_pair(image, source)
+        check_image_pair(image, source)
         height, width, channels = image.shape
         check_image_side("CutPaste-Scar", height, width)
         draw = sample_scar(rng, height, width, channels, self.width_px, self.length_px, self.angle_deg,

@@ -40,7 +40,7 @@ from typing import ClassVar
 import cv2
 import numpy as np
 
-from nsad._checks import check_image, check_range
+from nsad._checks import check_image_pair, check_range
 from nsad.synth._patch import sample_ellipses_mask
 from nsad.synth._types import Box, PatchRecord, Synth
 from nsad.synth.cutpaste import check_image_side, side_scale
@@ -265,11 +265,7 @@ class ElasticPatch:
             TypeError: if an image is not a uint8/uint16 array.
             ValueError: if the images' shapes or dtypes differ, or a side is under 32 px.
         """
-        check_image("image", image)
-        check_image("source", source)
-        if source.shape != image.shape or source.dtype != image.dtype:
-            raise ValueError(f"source {source.shape} {source.dtype} must match image "
-                             f"{image.shape} {image.dtype}")
+        check_image_pair(image, source)
         height, width = image.shape[:2]
         check_image_side("ElasticPatch", height, width)
         for _ in range(self.max_tries):
