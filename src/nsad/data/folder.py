@@ -33,7 +33,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from nsad.data.io import IMAGE_SUFFIXES, list_images
+from nsad.data.io import IMAGE_SUFFIXES, decode_file, list_images
 
 NORMAL_NAMES: tuple[str, ...] = ("good", "normal", "ok")
 """Test (and training) folder names that mean "normal"; any other test folder name is a defect type."""
@@ -258,15 +258,7 @@ def read_mask(path: str | Path, size: int | Sequence[int] | None = None, *,
             files and sizes are named), or ``size`` is not positive.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"mask file not found: {path}")
-    data = np.fromfile(path, dtype=np.uint8)
-    mask = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if mask is None:
-        raise ValueError(f"cannot read mask {path}: the file is empty, corrupt or not an image "
-                         f"(accepted: {', '.join(IMAGE_SUFFIXES)})")
-    if mask.dtype not in (np.uint8, np.uint16):
-        raise ValueError(f"mask {path} has {mask.dtype} pixels; accepted are 8-bit and 16-bit integer images")
+    mask = decode_file(path, "mask")
     if mask.ndim == 3:
         if mask.shape[2] in (2, 4):  # drop alpha
             mask = mask[:, :, :-1]

@@ -11,6 +11,29 @@ import numpy as np
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
+def decode_file(path: Path, kind: str = "image") -> np.ndarray:
+    """Decode an 8- or 16-bit image file as OpenCV stores it (BGR order, alpha kept).
+
+    Args:
+        path: the file.
+        kind: what the file is, for the error messages (``image``, ``mask``).
+
+    Raises:
+        FileNotFoundError: if ``path`` does not exist.
+        ValueError: if the file cannot be decoded or holds another bit depth (e.g. float TIFF).
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"{kind} file not found: {path}")
+    data = np.fromfile(path, dtype=np.uint8)
+    decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if decoded is None:
+        raise ValueError(f"cannot read {kind} {path}: the file is empty, corrupt or not an image "
+                         f"(accepted: {', '.join(IMAGE_SUFFIXES)})")
+    if decoded.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"{kind} {path} has {decoded.dtype} pixels; accepted are 8-bit and 16-bit integer images")
+    return decoded
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """Read an 8- or 16-bit grayscale, RGB or RGBA image as (H, W, C) with C = 1 or 3, RGB order.
 
@@ -22,15 +45,7 @@ def read_image(path: str | Path) -> np.ndarray:
         ValueError: if the file cannot be decoded or holds another bit depth (e.g. float TIFF).
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"image file not found: {path}")
-    data = np.fromfile(path, dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if image is None:
-        raise ValueError(f"cannot read image {path}: the file is empty, corrupt or not an image "
-                         f"(accepted: {', '.join(IMAGE_SUFFIXES)})")
-    if image.dtype not in (np.uint8, np.uint16):
-        raise ValueError(f"image {path} has {image.dtype} pixels; accepted are 8-bit and 16-bit integer images")
+    image = decode_file(path, "image")
     if image.ndim == 2:
         return image[:, :, None]
     channels = image.shape[2]
