@@ -8,20 +8,17 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from nsad.models.ssae import (
-    DefectThreshold,
     SSAEConfig,
     SSAEModule,
     SSAENet,
     StackedDilatedConv,
-    calibrate_threshold,
     change_weighted_loss,
     gaussian_blur,
-    largest_component_area,
     masked_loss,
     reconstruction_anomaly_map,
-    segment_defects,
     ssae_loss,
 )
+from nsad.postprocess import DefectThreshold, calibrate_threshold, largest_component_area, segment_defects
 
 pytestmark = pytest.mark.filterwarnings("ignore:You defined a `validation_step` but have no `val_dataloader`")
 

@@ -20,12 +20,11 @@ from nsad.metrics import threshold_at_fpr
 from nsad.models import load_run
 from nsad.models.cutpaste import embed_patches, patch_anomaly_map
 from nsad.models.density import GaussianDensity
-from nsad.models.ssae import calibrate_threshold
 from nsad.pipeline import Scorer, TrainConfig, evaluate_run, predict, train
 from nsad.pipeline.datasets import load_training_images
 from nsad.pipeline.methods import DENSITY_NAME, CutPasteTrainingSet, ElasticTrainingSet, SSAEOptions
-from nsad.pipeline.scoring import defect_area_scores, image_scores, parse_score_rule
 from nsad.pipeline.train import split_holdout
+from nsad.postprocess import calibrate_threshold, defect_area_scores, image_scores, parse_score_rule
 
 TINY = dict(image_size=64, batch_size=8, workers=0, progress=False, holdout=0.125, epochs=1, examples_per_epoch=8)
 CUTPASTE_OPTIONS = {"stride_px": 32}  # 8 px at 64: a 4 x 4 patch grid on the 56-px input

@@ -7,7 +7,7 @@ from nsad.data.transforms import TransformConfig
 from nsad.pipeline._checkpoint import AtomicCheckpointIO
 from nsad.pipeline._sampling import EpochSampler, one_thread_for_loading
 from nsad.pipeline.datasets import SynthTrainingSet
-from nsad.pipeline.scoring import image_scores, parse_score_rule
+from nsad.postprocess import image_scores, parse_score_rule
 from nsad.synth import get_preset, get_task
 
 

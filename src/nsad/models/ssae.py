@@ -13,7 +13,7 @@ itself, Sec. 3.2; built by :mod:`nsad.synth.elastic`) and trained to give back `
 At test time the input is not modified; the heatmap is the channel mean of ``|F(X) - X|``,
 Gaussian-smoothed (Sec. 3.1, :func:`reconstruction_anomaly_map`), and defects are segmented by a
 threshold and a minimum defect area chosen on normal validation images (Sec. 4.2,
-:func:`calibrate_threshold`, :func:`segment_defects`).
+:func:`nsad.postprocess.calibrate_threshold`, :func:`nsad.postprocess.segment_defects`).
 
 Images in this module are float tensors in [0, 1] (the paper's ``F`` maps [0, 1] to [0, 1]): the
 network ends in a sigmoid, and ``X``, ``X̂``, ``|X̂ - X|`` and the heatmap all live in that range.
@@ -29,8 +29,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import lightning as L
-import numpy as np
-import scipy.ndimage
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -497,151 +495,6 @@ def reconstruction_anomaly_map(
         )
     error = (reconstruction.float() - image.float()).abs().mean(dim=1)
     return gaussian_blur(error, sigma_px)
-
-
-def _as_numpy_maps(name: str, maps: Any) -> np.ndarray:
-    if isinstance(maps, torch.Tensor):
-        maps = maps.detach().cpu().numpy()
-    elif isinstance(maps, Sequence) and not isinstance(maps, str):
-        maps = np.stack([np.asarray(m) for m in maps]) if len(maps) else np.empty((0, 0, 0))
-    if not isinstance(maps, np.ndarray):
-        raise TypeError(
-            f"{name} must be a numpy array, a tensor or a list of 2-D maps, got {type(maps).__name__}"
-        )
-    if maps.ndim == 2:
-        maps = maps[None]
-    if maps.ndim != 3 or maps.shape[0] == 0 or maps.shape[1] == 0 or maps.shape[2] == 0:
-        raise ValueError(f"{name} must have shape (N, H, W) with N, H, W >= 1 (or (H, W)), got {maps.shape}")
-    if not np.isfinite(maps).all():
-        raise ValueError(f"{name} must be finite")
-    return maps
-
-
-def _structure(connectivity: int) -> np.ndarray:
-    if connectivity not in (4, 8):
-        raise ValueError(f"connectivity must be 4 or 8, got {connectivity!r}")
-    return scipy.ndimage.generate_binary_structure(2, 1 if connectivity == 4 else 2)
-
-
-def largest_component_area(mask: np.ndarray, connectivity: int = 8) -> int:
-    """Return the pixel count of the largest connected component of a 2-D boolean ``mask`` (0 if empty).
-
-    Raises:
-        ValueError: if ``mask`` is not 2-D or ``connectivity`` is not 4 or 8.
-    """
-    if mask.ndim != 2:
-        raise ValueError(f"mask must be 2-D, got shape {mask.shape}")
-    labels, count = scipy.ndimage.label(mask, structure=_structure(connectivity))
-    return 0 if count == 0 else int(np.bincount(labels.ravel())[1:].max())
-
-
-@dataclass(frozen=True)
-class DefectThreshold:
-    """Paper 003, Sec. 4.2: a defect is ``score > threshold`` in a component of ``min_area`` or more pixels.
-
-    Attributes:
-        threshold: anomaly-score threshold (strict: a pixel is anomalous when its score exceeds it).
-        min_area: smallest connected component, in pixels, that counts as a defect.
-        connectivity: 4 or 8 (pixel neighbourhood of the components).
-    """
-
-    threshold: float
-    min_area: int
-    connectivity: int = 8
-
-    def __post_init__(self) -> None:
-        if not math.isfinite(self.threshold):
-            raise ValueError(f"threshold must be finite, got {self.threshold!r}")
-        if (
-            isinstance(self.min_area, bool)
-            or not isinstance(self.min_area, (int, np.integer))
-            or self.min_area < 1
-        ):
-            raise ValueError(f"min_area must be a positive int (pixels), got {self.min_area!r}")
-        _structure(self.connectivity)
-        object.__setattr__(self, "threshold", float(self.threshold))
-        object.__setattr__(self, "min_area", int(self.min_area))
-
-
-def calibrate_threshold(validation_maps: Any, min_area: int, connectivity: int = 8) -> DefectThreshold:
-    """Choose the score threshold on normal validation images (paper 003, Sec. 4.2).
-
-    "For each category we first set a threshold for the minimal area of connected components to
-    be considered as an anomaly. Then we evaluate our trained model on the validation set
-    containing normal images only and set a threshold for the anomaly score such that the area of
-    the largest connected component in the computed anomaly heatmaps is slightly below [the]
-    defined minimum area."
-
-    ``min_area`` is the user's (the paper sets it per category). The threshold returned is the
-    smallest value ``t`` among the validation scores such that every connected component of
-    ``{map > t}``, over all validation maps, has fewer than ``min_area`` pixels: the largest
-    component is then as large as it can be while staying below ``min_area``, and
-    :func:`segment_defects` finds no defect in any validation image. The largest component's area
-    never grows with ``t`` (the sets are nested), so a binary search over the sorted distinct
-    scores finds ``t`` with about ``log2(#scores)`` labellings.
-
-    Args:
-        validation_maps: (N, H, W) or (H, W) anomaly maps of normal images (NumPy, torch or a
-            list of 2-D maps of one size), finite.
-        min_area: minimum defect area in pixels, >= 1.
-        connectivity: 4 or 8.
-
-    Returns:
-        The :class:`DefectThreshold` ``(threshold, min_area, connectivity)``.
-
-    Raises:
-        TypeError: if ``validation_maps`` is not array-like.
-        ValueError: if the maps are empty or not finite, ``min_area < 1``, or ``connectivity`` is not 4 or 8.
-    """
-    maps = _as_numpy_maps("validation_maps", validation_maps)
-    if isinstance(min_area, bool) or not isinstance(min_area, (int, np.integer)) or min_area < 1:
-        raise ValueError(f"min_area must be a positive int (pixels), got {min_area!r}")
-    _structure(connectivity)
-    values = np.unique(maps)
-
-    def small_enough(t: float) -> bool:
-        above = maps > t
-        return all(largest_component_area(m, connectivity) < min_area for m in above)
-
-    low, high = 0, len(values) - 1  # small_enough(values[-1]) holds: nothing exceeds the maximum
-    while low < high:
-        mid = (low + high) // 2
-        if small_enough(float(values[mid])):
-            high = mid
-        else:
-            low = mid + 1
-    return DefectThreshold(threshold=float(values[low]), min_area=int(min_area), connectivity=connectivity)
-
-
-def segment_defects(anomaly_map: Any, rule: DefectThreshold) -> np.ndarray:
-    """Binary defect segmentation: ``map > threshold``, then drop components smaller than ``min_area``.
-
-    An image is declared anomalous when its segmentation is not empty (paper 003, Sec. 4.2-4.3).
-
-    Args:
-        anomaly_map: (H, W) or (N, H, W) anomaly maps (NumPy or torch).
-        rule: the threshold and minimum area, e.g. from :func:`calibrate_threshold`.
-
-    Returns:
-        Boolean array of ``anomaly_map``'s shape.
-
-    Raises:
-        TypeError: if ``rule`` is not a :class:`DefectThreshold` or the maps are not array-like.
-        ValueError: if the maps are not 2-D or 3-D or not finite.
-    """
-    if not isinstance(rule, DefectThreshold):
-        raise TypeError(f"rule must be a DefectThreshold, got {type(rule).__name__}")
-    single = (anomaly_map.ndim if hasattr(anomaly_map, "ndim") else np.ndim(anomaly_map)) == 2
-    maps = _as_numpy_maps("anomaly_map", anomaly_map)
-    structure = _structure(rule.connectivity)
-    out = np.zeros(maps.shape, dtype=bool)
-    for index, above in enumerate(maps > rule.threshold):
-        labels, count = scipy.ndimage.label(above, structure=structure)
-        if count:
-            keep = np.bincount(labels.ravel()) >= rule.min_area
-            keep[0] = False
-            out[index] = keep[labels]
-    return out[0] if single else out
 
 
 # --------------------------------------------------------------------------------------------------

@@ -24,76 +24,9 @@ from torch.utils.data import DataLoader
 from nsad._checks import check_range
 from nsad.data.transforms import TransformConfig, place_in_frame, resize_map
 from nsad.models.runfile import LoadedRun, RunMetadata, load_run
-from nsad.models.ssae import calibrate_threshold
 from nsad.pipeline.datasets import TestImages
 from nsad.pipeline.methods import SCORING_MODELS
-
-SCORE_RULES = ("mean", "max", "topk", "area", "density")
-
-
-def parse_score_rule(rule: str) -> tuple[str, float]:
-    """Check an image score rule and return its name and parameter.
-
-    ``mean`` (the paper's), ``max``, ``topk:F`` (mean of the top fraction F of pixels), ``area:N``
-    (the level at which the map's largest blob shrinks below N pixels: Bauer's decision rule made
-    continuous, see :func:`defect_area_scores`) or ``density`` (the model's own image-level score:
-    CutPaste's Mahalanobis distance of the whole image's embedding).
-
-    Raises:
-        ValueError: for another rule, a fraction outside (0, 1] or an area that is not a whole number >= 1.
-    """
-    name, _, value = rule.partition(":")
-    if name in ("mean", "max", "density") and not value:
-        return name, 0.0
-    if name == "area":
-        if not (value.isascii() and value.isdigit()) or int(value) < 1:
-            raise ValueError(f"score rule {rule!r}: area needs a whole number of pixels >= 1, e.g. 'area:64'")
-        return name, float(int(value))
-    if name == "topk":
-        try:
-            fraction = float(value)
-        except ValueError:
-            fraction = float("nan")
-        if not 0 < fraction <= 1:
-            raise ValueError(f"score rule {rule!r}: topk needs a fraction in (0, 1], e.g. 'topk:0.01'")
-        return name, fraction
-    raise ValueError(f"unknown score rule {rule!r}; choose 'mean' (the paper's), 'max', 'topk:F' "
-                     "(e.g. topk:0.01), 'area:N' (e.g. area:64) or 'density' (CutPaste runs)")
-
-
-def defect_area_scores(maps: np.ndarray, min_area: int) -> np.ndarray:
-    """Bauer's decision rule as a score: the lowest level at which no blob of ``min_area`` pixels remains.
-
-    Paper 003 (Sec. 4.2) declares an image anomalous when ``{map > t}`` has a connected component
-    (8-connected) of at least ``min_area`` pixels. The score of a map is the smallest of its values
-    ``s`` such that every component of ``{map > s}`` is smaller than ``min_area``: the image is
-    anomalous at threshold ``t`` exactly when ``s > t``, so ranking images by ``s`` gives the ROC
-    of Bauer's detector over all thresholds, and the threshold his protocol picks on normal
-    validation maps (:func:`nsad.models.ssae.calibrate_threshold`) is the largest of their scores.
-    ``min_area = 1`` gives the map's maximum.
-    """
-    return np.array([calibrate_threshold(m, int(min_area)).threshold for m in maps], np.float64)
-
-
-def image_scores(maps: np.ndarray, rule: str = "mean") -> np.ndarray:
-    """Image scores of (N, H, W) maps by ``rule`` (see :func:`parse_score_rule`).
-
-    Raises:
-        ValueError: for an unknown rule, or ``density``, which is not computed from maps.
-    """
-    name, fraction = parse_score_rule(rule)
-    if name == "density":
-        raise ValueError("score rule 'density' is a model's own image-level score (CutPaste runs), not a "
-                         "function of the map; choose mean, max, topk:F or area:N")
-    if name == "area":
-        return defect_area_scores(maps, int(fraction))
-    flat = maps.reshape(len(maps), -1)
-    if name == "mean":
-        return flat.mean(axis=1, dtype=np.float64)
-    if name == "max":
-        return flat.max(axis=1).astype(np.float64)
-    count = max(1, int(round(fraction * flat.shape[1])))
-    return np.partition(flat, flat.shape[1] - count, axis=1)[:, -count:].mean(axis=1, dtype=np.float64)
+from nsad.postprocess import image_scores, parse_score_rule
 
 
 def transform_of(metadata: RunMetadata) -> TransformConfig:
