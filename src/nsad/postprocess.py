@@ -83,6 +83,46 @@ def image_scores(maps: np.ndarray, rule: str = "mean") -> np.ndarray:
     return np.partition(flat, flat.shape[1] - count, axis=1)[:, -count:].mean(axis=1, dtype=np.float64)
 
 
+def check_score_rule(rule: str, image_level: bool, model: str) -> str:
+    """Check that ``rule`` can score a model; ``density`` needs the model's own image-level scores.
+
+    Returns:
+        ``rule``.
+
+    Raises:
+        ValueError: for an unknown rule, or ``density`` for a model without image-level scores.
+    """
+    if parse_score_rule(rule)[0] == "density" and not image_level:
+        raise ValueError(f"score rule 'density' needs a model with image-level scores (CutPaste); this "
+                         f"{model!r} run has none: choose mean, max, topk:F or area:N")
+    return rule
+
+
+def final_image_scores(network_maps: np.ndarray, rule: str, model_scores: np.ndarray | None = None) -> np.ndarray:
+    """The image scores of a batch by the run's rule: the model's own (``density``) or :func:`image_scores`.
+
+    Args:
+        network_maps: (N, h, w) maps on the network's input (the test crop).
+        rule: the score rule (see :func:`parse_score_rule`).
+        model_scores: (N,) the model's image-level scores, or None.
+
+    Raises:
+        ValueError: for an unknown rule, or ``density`` without ``model_scores``.
+    """
+    if parse_score_rule(rule)[0] == "density":
+        if model_scores is None:
+            raise ValueError("score rule 'density' needs the model's image-level scores; none were given")
+        return np.asarray(model_scores, np.float64)
+    return image_scores(network_maps, rule)
+
+
+def decisions(scores: Sequence[float] | np.ndarray, threshold: float | None) -> list[str]:
+    """``anomalous`` where the score is at least ``threshold``, else ``normal``; all ``""`` without a threshold."""
+    if threshold is None:
+        return ["" for _ in scores]
+    return ["anomalous" if float(score) >= threshold else "normal" for score in scores]
+
+
 def _as_numpy_maps(name: str, maps: Any) -> np.ndarray:
     if hasattr(maps, "detach"):  # a torch tensor, converted without importing torch
         maps = maps.detach().cpu().numpy()

@@ -295,6 +295,49 @@ def apply_test_transform(image: np.ndarray, config: TransformConfig) -> np.ndarr
     return apply_geometry(to_grayscale(image) if config.grayscale else image, test_geometry(config))
 
 
+def test_transform_of(kind: str, resize_hw: Sequence[int] | None, crop_hw: Sequence[int] | None,
+                      channels: int) -> TransformConfig:
+    """The test transform a run was trained for, from what ``run.json`` (and ``deploy.json``) record.
+
+    Args:
+        kind: the preset's kind (``object``, ``texture`` or ``xray``).
+        resize_hw: (height, width) test images are resized to.
+        crop_hw: (height, width) of the centre crop, or None for none (the resize).
+        channels: the network's input channels (1: grayscale).
+
+    Raises:
+        ValueError: without ``resize_hw``, or for sizes :class:`TransformConfig` rejects.
+    """
+    if resize_hw is None:
+        raise ValueError("the run gives no resize_hw; cannot rebuild the test transform")
+    resize = int(resize_hw[0])
+    crop = int(crop_hw[0]) if crop_hw else resize
+    return TransformConfig(kind=kind, resize=resize, crop=crop, pre_crop=crop,  # type: ignore[arg-type]
+                           texture_resize=resize, grayscale=channels == 1)
+
+
+test_transform_of.__test__ = False  # type: ignore[attr-defined]  # not a pytest test despite its name
+
+
+def test_input(image: np.ndarray, config: TransformConfig, channels: int) -> np.ndarray:
+    """An image as the network's test input before normalisation: the test transform, then [0, 1] floats.
+
+    The one preprocessing of the torch scorer and of the deployment runtime (``nsad.deploy``):
+    :func:`apply_test_transform`, then :func:`to_unit_tensor`. The torch networks then get
+    :func:`normalize_tensor`'s output; exported models normalise in their graph.
+
+    Returns:
+        (channels, input_size, input_size) float32 in [0, 1].
+
+    Raises:
+        TypeError, ValueError: as :func:`apply_test_transform` and :func:`to_unit_tensor`.
+    """
+    return to_unit_tensor(apply_test_transform(image, config), channels)
+
+
+test_input.__test__ = False  # type: ignore[attr-defined]  # not a pytest test despite its name
+
+
 def to_grayscale(image: np.ndarray) -> np.ndarray:
     """Convert an RGB image to one channel (ITU-R BT.601 luma, ``cv2.COLOR_RGB2GRAY``); keep a gray one.
 
@@ -313,13 +356,64 @@ def to_grayscale(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[:, :, None]
 
 
+def to_unit_tensor(image: np.ndarray, channels: int | None = None) -> np.ndarray:
+    """Turn an image into float32 (C, H, W) intensities in [0, 1], before normalisation.
+
+    Intensities are divided by 255 for uint8, 65535 for uint16. This is the input of an exported
+    model (``nsad export``), whose graph normalises; :func:`normalize_tensor` does the rest for
+    the torch networks.
+
+    Args:
+        image: (H, W, C) uint8/uint16, C in {1, 3}, RGB order.
+        channels: channels the model expects, 1 or 3; None keeps the image's. A one-channel
+            image is replicated to 3 channels when 3 are expected.
+
+    Returns:
+        (channels, H, W) float32, C-contiguous.
+
+    Raises:
+        TypeError, ValueError: if ``image`` is not in the engine's layout.
+        ValueError: for ``channels`` not in {1, 3} or an RGB image for a one-channel model
+            (convert it with :func:`to_grayscale` first).
+    """
+    check_image("image", image)
+    channels = image.shape[2] if channels is None else channels
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels!r}")
+    if image.shape[2] == 3 and channels == 1:
+        raise ValueError("the model takes 1 channel but the image has 3; convert it with to_grayscale first "
+                         "(TransformConfig(grayscale=True) does so)")
+    scale = 255.0 if image.dtype == np.uint8 else 65535.0
+    x = image.astype(np.float32) * np.float32(1.0 / scale)
+    if x.shape[2] != channels:
+        x = np.repeat(x, channels, axis=2)
+    return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+
+def normalize_tensor(x: np.ndarray, normalization: Normalization = "imagenet") -> np.ndarray:
+    """Normalise (..., C, H, W) float32 intensities in [0, 1] for the network.
+
+    ``imagenet`` gives ``(x - mean) / std`` per channel with ImageNet's RGB statistics
+    (:data:`IMAGENET_MEAN`, :data:`IMAGENET_STD`); ``unit`` keeps ``x`` (chest X-ray, Bauer's
+    autoencoder).
+
+    Raises:
+        ValueError: for an unknown ``normalization``, or ``imagenet`` without 3 channels.
+    """
+    check_choice("normalization", normalization, NORMALIZATIONS)
+    if normalization == "unit":
+        return x
+    if x.ndim < 3 or x.shape[-3] != 3:
+        raise ValueError("imagenet normalisation needs 3 channels (a gray image is replicated with "
+                         "channels=3); use normalization='unit' for one-channel models")
+    return np.ascontiguousarray((x - IMAGENET_MEAN[:, None, None]) / IMAGENET_STD[:, None, None])
+
+
 def to_tensor_normalized(image: np.ndarray, normalization: Normalization = "imagenet",
                          channels: int | None = None) -> np.ndarray:
     """Turn an image into the network's input: float32 (C, H, W), normalised.
 
-    Intensities are first scaled to [0, 1] (divided by 255 for uint8, 65535 for uint16). Then
-    ``imagenet`` gives ``(x - mean) / std`` per channel with ImageNet's RGB statistics
-    (:data:`IMAGENET_MEAN`, :data:`IMAGENET_STD`) and ``unit`` keeps ``x`` (chest X-ray).
+    :func:`to_unit_tensor`, then :func:`normalize_tensor`.
 
     Args:
         image: (H, W, C) uint8/uint16, C in {1, 3}, RGB order.
@@ -338,22 +432,7 @@ def to_tensor_normalized(image: np.ndarray, normalization: Normalization = "imag
     """
     check_image("image", image)
     check_choice("normalization", normalization, NORMALIZATIONS)
-    channels = image.shape[2] if channels is None else channels
-    if channels not in (1, 3):
-        raise ValueError(f"channels must be 1 or 3, got {channels!r}")
-    if image.shape[2] == 3 and channels == 1:
-        raise ValueError("the model takes 1 channel but the image has 3; convert it with to_grayscale first "
-                         "(TransformConfig(grayscale=True) does so)")
-    if normalization == "imagenet" and channels == 1:
-        raise ValueError("imagenet normalisation needs 3 channels (a gray image is replicated with "
-                         "channels=3); use normalization='unit' for one-channel models")
-    scale = 255.0 if image.dtype == np.uint8 else 65535.0
-    x = image.astype(np.float32) * np.float32(1.0 / scale)
-    if x.shape[2] != channels:
-        x = np.repeat(x, channels, axis=2)
-    if normalization == "imagenet":
-        x = (x - IMAGENET_MEAN) / IMAGENET_STD
-    return np.ascontiguousarray(x.transpose(2, 0, 1))
+    return normalize_tensor(to_unit_tensor(image, channels), normalization)
 
 
 def denormalize(tensor: object, normalization: Normalization = "imagenet",
@@ -442,6 +521,23 @@ def resize_map(anomaly_map: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     return cv2.resize(source, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
+def frame_map(network_maps: np.ndarray, config: TransformConfig) -> np.ndarray:
+    """Network maps (..., input_size, input_size) in the evaluation frame (..., resize, resize).
+
+    Objects and X-ray: :func:`place_in_frame` (zero outside the centre crop, as the NSA paper's
+    authors evaluate). Textures: the maps as they are.
+
+    Raises:
+        ValueError: if the maps are not of the test input's size.
+    """
+    network_maps = np.asarray(network_maps)
+    expected = (config.input_size, config.input_size)
+    if network_maps.ndim < 2 or network_maps.shape[-2:] != expected:
+        raise ValueError(f"anomaly maps must have the test input's shape (..., {expected[0]}, {expected[1]}), "
+                         f"got {network_maps.shape}")
+    return network_maps if config.kind == "texture" else place_in_frame(network_maps, config.resize)
+
+
 def restore_map(anomaly_map: np.ndarray, config: TransformConfig, shape: Sequence[int]) -> np.ndarray:
     """Map the network's test output back onto the original image: frame it, then resize it.
 
@@ -460,8 +556,7 @@ def restore_map(anomaly_map: np.ndarray, config: TransformConfig, shape: Sequenc
     expected = (config.input_size, config.input_size)
     if anomaly_map.shape != expected:
         raise ValueError(f"anomaly_map must have the test input's shape {expected}, got {anomaly_map.shape}")
-    framed = anomaly_map if config.kind == "texture" else place_in_frame(anomaly_map, config.resize)
-    return resize_map(framed, shape)
+    return resize_map(frame_map(anomaly_map, config), shape)
 
 
 def _resize(image: np.ndarray, side: int, interpolation: Interpolation) -> np.ndarray:

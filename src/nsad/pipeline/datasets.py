@@ -20,8 +20,9 @@ from nsad.data.transforms import (
     Geometry,
     TransformConfig,
     apply_geometry,
-    apply_test_transform,
+    normalize_tensor,
     sample_train_geometry,
+    test_input,
     to_grayscale,
     to_tensor_normalized,
 )
@@ -107,7 +108,11 @@ class SynthTrainingSet(Dataset):
 
 
 class TestImages(Dataset):
-    """Images for scoring: ``dataset[i] -> {"image": tensor, "index": i}`` after the test transform."""
+    """Images for scoring: ``dataset[i] -> {"image": tensor, "index": i}`` after the test transform.
+
+    The preprocessing is the deployment runtime's (:func:`~nsad.data.transforms.test_input`), then
+    the normalisation its exported graph holds (:func:`~nsad.data.transforms.normalize_tensor`).
+    """
 
     __test__ = False  # not a pytest class despite its name
 
@@ -118,6 +123,6 @@ class TestImages(Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> dict[str, object]:
-        image = apply_test_transform(read_image(self.paths[index]), self.transform)
-        tensor = to_tensor_normalized(image, self.normalization, self.channels)  # type: ignore[arg-type]
+        unit = test_input(read_image(self.paths[index]), self.transform, self.channels)
+        tensor = normalize_tensor(unit, self.normalization)  # type: ignore[arg-type]
         return {"image": torch.from_numpy(tensor), "index": index}

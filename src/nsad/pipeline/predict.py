@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from nsad.data.io import IMAGE_SUFFIXES, list_images, read_image, write_image
+from nsad.data.transforms import resize_map
 from nsad.pipeline.scoring import Scorer
+from nsad.postprocess import decisions
 from nsad.viz import overlay, to_display
 
 SCORES_FILE = "scores.csv"
@@ -81,14 +83,14 @@ def predict(run: str | Path, inputs: Sequence[str | Path], out: str | Path, thre
     # that a barely trained model's faint maps stay readable and images stay comparable.
     vmax = max(float(result.maps.max()), 1e-6)
     rows = []
-    for (path, stem), framed, score in zip(named, result.maps, result.scores, strict=True):
+    labels = decisions(result.scores, threshold)
+    for (path, stem), framed, score, decision in zip(named, result.maps, result.scores, labels, strict=True):
         image = read_image(path)
-        anomaly_map = scorer.original_resolution(framed, image.shape).astype(np.float32)
+        anomaly_map = resize_map(framed, image.shape[:2]).astype(np.float32)
         np.save(out / f"{stem}.npy", anomaly_map)
         heat = overlay(image, anomaly_map, vmin=0.0, vmax=vmax)
         side_by_side = np.concatenate([to_display(image), heat], axis=1)
         write_image(out / f"{stem}_heatmap.png", side_by_side)
-        decision = "" if threshold is None else ("anomalous" if score >= threshold else "normal")
         rows.append({"file": str(path), "score": float(score), "threshold": "" if threshold is None else threshold,
                      "decision": decision, "map": f"{stem}.npy", "heatmap": f"{stem}_heatmap.png"})
     with open(out / SCORES_FILE, "w", newline="") as file:

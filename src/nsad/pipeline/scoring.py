@@ -22,22 +22,17 @@ import torch
 from torch.utils.data import DataLoader
 
 from nsad._checks import check_range
-from nsad.data.transforms import TransformConfig, place_in_frame, resize_map
+from nsad.data.transforms import TransformConfig, frame_map, resize_map, test_transform_of
 from nsad.models.runfile import LoadedRun, RunMetadata, load_run
 from nsad.pipeline.datasets import TestImages
 from nsad.pipeline.methods import SCORING_MODELS
-from nsad.postprocess import image_scores, parse_score_rule
+from nsad.postprocess import check_score_rule, final_image_scores
 
 
 def transform_of(metadata: RunMetadata) -> TransformConfig:
-    """The test transform a run was trained for."""
-    kind = metadata.preset_values.get("kind", "object")
-    resize = metadata.resize_hw[0] if metadata.resize_hw else None
-    crop = metadata.crop_hw[0] if metadata.crop_hw else resize
-    if resize is None:
-        raise ValueError("run.json gives no resize_hw; cannot rebuild the test transform")
-    return TransformConfig(kind=kind, resize=resize, crop=crop, pre_crop=crop,
-                           texture_resize=resize, grayscale=metadata.net.in_channels == 1)
+    """The test transform a run was trained for (:func:`~nsad.data.transforms.test_transform_of`)."""
+    return test_transform_of(metadata.preset_values.get("kind", "object"), metadata.resize_hw, metadata.crop_hw,
+                             metadata.net.in_channels)
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -116,9 +111,7 @@ class Scorer:
         self.transform = transform_of(self.metadata)
         self.score_rule = score_rule or self.metadata.score_rule
         self.model = map_model(self.run, self.device)
-        if parse_score_rule(self.score_rule)[0] == "density" and not self.model.image_level:
-            raise ValueError(f"score rule 'density' needs a model with image-level scores (CutPaste); this "
-                             f"{self.metadata.model!r} run has none: choose mean, max, topk:F or area:N")
+        check_score_rule(self.score_rule, self.model.image_level, self.metadata.model)
         self.batch_size = check_range("batch_size", batch_size, 1, 1 << 16)
 
     @property
@@ -149,10 +142,7 @@ class Scorer:
     def score(self, paths: Sequence[Path], workers: int = 0) -> Scores:
         """Maps in the evaluation frame and image scores of the images at ``paths``."""
         maps, model_scores = self.network_outputs(paths, workers)
-        scores = model_scores if parse_score_rule(self.score_rule)[0] == "density" else image_scores(
-            maps, self.score_rule)
-        framed = maps if self.transform.kind == "texture" else place_in_frame(maps, self.transform.resize)
-        return Scores(framed, scores)
+        return Scores(frame_map(maps, self.transform), final_image_scores(maps, self.score_rule, model_scores))
 
     @staticmethod
     def original_resolution(framed_map: np.ndarray, shape: Sequence[int]) -> np.ndarray:

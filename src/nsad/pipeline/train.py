@@ -49,7 +49,8 @@ from nsad.pipeline.device_synth import (
     collate_plans,
 )
 from nsad.pipeline.methods import METHODS, TrainSetup
-from nsad.pipeline.scoring import Scorer, parse_score_rule
+from nsad.pipeline.scoring import Scorer
+from nsad.postprocess import parse_score_rule
 from nsad.synth.presets import PRESET_NAMES, Preset, get_preset
 from nsad.synth.registry import get_task
 
