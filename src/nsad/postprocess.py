@@ -51,7 +51,7 @@ def parse_score_rule(rule: str) -> tuple[str, float]:
 def defect_area_scores(maps: np.ndarray, min_area: int) -> np.ndarray:
     """Bauer's decision rule as a score: the lowest level at which no blob of ``min_area`` pixels remains.
 
-    Paper 003 (Sec. 4.2) declares an image anomalous when ``{map > t}`` has a connected component
+    Bauer (2022, Sec. 4.2) declares an image anomalous when ``{map > t}`` has a connected component
     (8-connected) of at least ``min_area`` pixels. The score of a map is the smallest of its values
     ``s`` such that every component of ``{map > s}`` is smaller than ``min_area``: the image is
     anomalous at threshold ``t`` exactly when ``s > t``, so ranking images by ``s`` gives the ROC
@@ -161,7 +161,7 @@ def largest_component_area(mask: np.ndarray, connectivity: int = 8) -> int:
 
 @dataclass(frozen=True)
 class DefectThreshold:
-    """Paper 003, Sec. 4.2: a defect is ``score > threshold`` in a component of ``min_area`` or more pixels.
+    """Bauer 2022, Sec. 4.2: a defect is ``score > threshold`` in a component of ``min_area`` or more pixels.
 
     Attributes:
         threshold: anomaly-score threshold (strict: a pixel is anomalous when its score exceeds it).
@@ -188,7 +188,7 @@ class DefectThreshold:
 
 
 def calibrate_threshold(validation_maps: Any, min_area: int, connectivity: int = 8) -> DefectThreshold:
-    """Choose the score threshold on normal validation images (paper 003, Sec. 4.2).
+    """Choose the score threshold on normal validation images (Bauer 2022, Sec. 4.2).
 
     "For each category we first set a threshold for the minimal area of connected components to
     be considered as an anomaly. Then we evaluate our trained model on the validation set
@@ -240,7 +240,7 @@ def calibrate_threshold(validation_maps: Any, min_area: int, connectivity: int =
 def segment_defects(anomaly_map: Any, rule: DefectThreshold) -> np.ndarray:
     """Binary defect segmentation: ``map > threshold``, then drop components smaller than ``min_area``.
 
-    An image is declared anomalous when its segmentation is not empty (paper 003, Sec. 4.2-4.3).
+    An image is declared anomalous when its segmentation is not empty (Bauer 2022, Sec. 4.2-4.3).
 
     Args:
         anomaly_map: (H, W) or (N, H, W) anomaly maps (NumPy or torch).

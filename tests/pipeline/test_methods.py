@@ -11,6 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from conftest import assert_metrics_match_sklearn
 from nsad.cli import main
 from nsad.cli.train import parse_options
 from nsad.data.folder import find_dataset, sample_data_path
@@ -51,11 +52,6 @@ def cutpaste_run(tmp_path_factory, sample):
 def ssae_run(tmp_path_factory, sample):
     out = tmp_path_factory.mktemp("runs") / "ssae"
     return train(TrainConfig(data=sample, out=out, method="ssae", seed=2, options=SSAE_OPTIONS, **TINY))
-
-
-def _metrics_in_unit_interval(report):
-    for name in ("image_auroc", "pixel_auroc", "aupro", "image_f1_max", "pixel_f1_max"):
-        assert 0.0 <= report["metrics"][name] <= 1.0, name
 
 
 # ---- training data ----
@@ -166,7 +162,7 @@ def scorer_input(scorer, path):
 def test_cutpaste_run_evaluates_and_predicts(cutpaste_run, sample, tmp_path):
     report = evaluate_run(cutpaste_run)
     assert report["method"] == "cutpaste-3way" and report["score_rule"] == "density" and report["images"] == 9
-    _metrics_in_unit_interval(report)
+    assert_metrics_match_sklearn(report, cutpaste_run)
     assert json.loads((cutpaste_run / "metrics.json").read_text())["metrics"]["aupro"] == pytest.approx(
         report["metrics"]["aupro"])
     rows = predict(cutpaste_run, [sample / "test" / "broken_large"], tmp_path / "pred")
@@ -196,7 +192,7 @@ def test_ssae_run_uses_unit_inputs_and_bauers_rules(ssae_run, sample):
 def test_ssae_run_evaluates_and_predicts(ssae_run, tmp_path):
     report = evaluate_run(ssae_run, write=False)
     assert report["score_rule"] == "area:4"
-    _metrics_in_unit_interval(report)
+    assert_metrics_match_sklearn(report, ssae_run)
     image = np.full((50, 70, 3), 90, np.uint8)
     write_image(tmp_path / "flat.png", image)
     rows = predict(ssae_run, [tmp_path / "flat.png"], tmp_path / "pred", score_rule="max")

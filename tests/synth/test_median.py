@@ -8,10 +8,9 @@ from scipy import ndimage
 import nsad.synth._median as median_module
 import nsad.synth.labels as labels
 from nsad.synth import SynthDataset, get_task
-from nsad.synth._median import disk_half_widths, median_disk, numba_available
+from nsad.synth._median import disk_half_widths, median_disk
 
-NEEDS_NUMBA = pytest.mark.skipif(not numba_available(), reason="numba not installed")
-BACKENDS = [pytest.param("numba", marks=NEEDS_NUMBA), "skimage"]
+BACKENDS = ["numba", "skimage"]
 
 
 def scipy_median(values: np.ndarray, radius: int = 5) -> np.ndarray:
@@ -150,7 +149,6 @@ def test_more_distinct_values_than_codes_falls_back_to_scipy(monkeypatch):
     assert_exact(values, 5, "auto")
 
 
-@NEEDS_NUMBA
 def test_backends_agree_and_auto_uses_numba(monkeypatch):
     values = patch_like(np.random.default_rng(3), (50, 70))
     calls = []
@@ -162,16 +160,8 @@ def test_backends_agree_and_auto_uses_numba(monkeypatch):
 
     monkeypatch.setattr(median_module, "_numba_kernel", spy)
     auto = median_disk(values)
-    assert calls, "backend='auto' did not use the numba kernel although numba is installed"
+    assert calls, "backend='auto' did not use the numba kernel"
     np.testing.assert_array_equal(auto, median_disk(values, backend="skimage"))
-
-
-def test_without_numba_auto_falls_back_and_numba_is_refused(monkeypatch):
-    monkeypatch.setattr(median_module, "numba_available", lambda: False)
-    values = patch_like(np.random.default_rng(4), (40, 40))
-    np.testing.assert_array_equal(median_disk(values), scipy_median(values))
-    with pytest.raises(ImportError, match="numba"):
-        median_disk(values, backend="numba")
 
 
 def test_empty_array():

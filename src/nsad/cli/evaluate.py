@@ -22,7 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", type=Path, help="test data (default: the data the run was trained on)")
     parser.add_argument("--category", help="category folder inside --data")
     parser.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (default: cuda if available)")
-    parser.add_argument("--score-rule", help="override the run's image score: mean, max or topk:F")
+    parser.add_argument("--score-rule", help="override the run's image score: mean, max, topk:F, area:N (Bauer's "
+                        "minimum defect area) or density (CutPaste runs)")
     parser.set_defaults(handler=run)
 
 
@@ -30,7 +31,8 @@ def run(args: argparse.Namespace) -> int:
     reports = [evaluate_run(path, args.data, args.category, args.device, args.score_rule) for path in args.runs]
     for report in reports:
         rows = {"all": report["metrics"], **report["by_defect_type"]}
-        table = {name: {column: values.get(column, float("nan")) for column in COLUMNS} for name, values in rows.items()}
+        table = {name: {column: values.get(column, float("nan")) for column in COLUMNS}
+                 for name, values in rows.items()}
         print(f"\n{report['run']}: {report['method']} on {report['category']} ({report['images']} test images, "
               f"score {report['score_rule']})")
         print(format_table(table, row_header="defect type"))

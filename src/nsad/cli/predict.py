@@ -21,7 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--threshold", type=float,
                         help="decision threshold on the image score (default: the one nsad train calibrated)")
     parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
-    parser.add_argument("--score-rule", help="override the run's image score: mean, max or topk:F")
+    parser.add_argument("--score-rule", help="override the run's image score: mean, max, topk:F, area:N (Bauer's "
+                        "minimum defect area) or density (CutPaste runs)")
     parser.set_defaults(handler=run)
 
 

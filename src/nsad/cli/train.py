@@ -14,8 +14,8 @@ from nsad.synth.presets import PRESET_NAMES
 
 METHOD_HELP = ("nsa-logistic (the paper's best), nsa-binary, nsa-continuous, cutpaste-e2e, fpi, pii: the "
                "NSA paper's encoder-decoder on each synthetic task; cutpaste-3way, cutpaste-binary, "
-               "cutpaste-scar: CutPaste's classifier and Gaussian density (paper 004); ssae: Bauer's "
-               "autoencoder (paper 003)")
+               "cutpaste-scar: CutPaste's classifier and Gaussian density (Li et al., CVPR 2021); ssae: Bauer's "
+               "autoencoder (Bauer 2022)")
 
 
 def parse_options(items: Sequence[str] | None) -> dict[str, Any]:

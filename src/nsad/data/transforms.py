@@ -20,7 +20,9 @@ Choices the paper leaves open, made here:
 - Images are resized to a *square* ``resize x resize`` whatever their aspect ratio (MVTec AD
   images are square); :func:`restore_map` stretches the anomaly map back to the original shape.
 - Shrinking uses ``cv2.INTER_AREA`` (pixel-area averaging, free of aliasing), enlarging
-  ``cv2.INTER_LINEAR`` (bilinear). Masks use ``cv2.INTER_NEAREST_EXACT``.
+  ``cv2.INTER_LINEAR`` (bilinear). Masks, labels and object masks (``interpolation="nearest"``)
+  are resized with ``cv2.INTER_NEAREST_EXACT`` and rotated with ``cv2.INTER_NEAREST``
+  (``cv2.warpAffine`` has no exact variant).
 - Rotation is about the centre of the resized image, bilinear, with ``cv2.BORDER_REFLECT_101``
   (mirrored pixels, not black corners, where the rotated image does not cover the window), and
   rotation, centre crop and random crop are one ``cv2.warpAffine``: a single interpolation.
@@ -504,7 +506,7 @@ def resize_map(anomaly_map: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     """Resize an (H, W) anomaly map to ``shape = (height, width)`` with bilinear interpolation.
 
     Bilinear keeps the map smooth when it is enlarged to an image's original resolution (it does
-    not average when shrinking: resize masks to the map's size instead, with :func:`read_mask`).
+    not average when shrinking: resize masks to the map's size instead, with :func:`nsad.data.folder.read_mask`).
 
     Raises:
         ValueError: if the map is not 2-D or ``shape`` is not two positive ints.

@@ -5,7 +5,7 @@ imports torch). Every metric is exact: each distinct score is a threshold, nothi
 A sample is flagged anomalous iff ``score >= threshold``.
 
 - :func:`image_auroc`, :func:`pixel_auroc`: ROC AUC (Mann-Whitney, ties count 1/2).
-- :func:`aupro`, :func:`pro_curve`: MVTec AD's AU-PRO up to an FPR limit (SPEC.md section 4).
+- :func:`aupro`, :func:`pro_curve`: MVTec AD's AU-PRO up to an FPR limit (Bergmann et al., IJCV 2021, Sec. 4.2).
 - :func:`image_f1_max`, :func:`pixel_f1_max`: best F1 and its threshold;
   :func:`threshold_at_fpr`: a threshold from normal scores only.
 - :func:`evaluate`, :func:`evaluate_by_defect_type`: all metrics at once (one sort of the pixels);

@@ -41,9 +41,10 @@ def evaluate(scores: object, labels: object, anomaly_maps: object = None, masks:
 
     Raises:
         TypeError: if an input is not numeric.
-        ValueError: for any invalid input (see :func:`image_auroc`, :func:`pixel_auroc`,
-            :func:`aupro`), if only one of ``anomaly_maps`` and ``masks`` is given, or if the maps
-            hold a different number of images than ``scores``.
+        ValueError: for any invalid input (see :func:`~nsad.metrics.auroc.image_auroc`,
+            :func:`~nsad.metrics.auroc.pixel_auroc`, :func:`~nsad.metrics.aupro.aupro`), if only one
+            of ``anomaly_maps`` and ``masks`` is given, or if the maps hold a different number of
+            images than ``scores``.
     """
     limit = check_fraction("fpr_limit", fpr_limit, include_zero=False)
     ranked = rank_images(scores, labels)

@@ -1,7 +1,7 @@
 """AU-PRO: normalised area under the per-region-overlap curve, as MVTec AD's evaluation defines it.
 
-Definition (Bergmann et al., "The MVTec Anomaly Detection Dataset", IJCV 2021, Sec. 4.2; the
-reference code ``generic_util.py``; SPEC.md section 4):
+Definition (Bergmann et al., "The MVTec Anomaly Detection Dataset", IJCV 2021, Sec. 4.2, and the
+evaluation code published with the data set):
 
 - ground-truth regions are the 8-connected components of each image's mask;
 - at a threshold ``t`` (pixel anomalous iff score >= t),

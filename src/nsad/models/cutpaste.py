@@ -126,6 +126,7 @@ class CutPasteNet(nn.Module):
         **options: :class:`CutPasteConfig` fields, e.g. ``num_classes=2``.
 
     Example:
+        >>> import torch
         >>> net = CutPasteNet(num_classes=3, head_dims=(64, 32)).eval()
         >>> net(torch.zeros(2, 3, 64, 64)).shape, net.embed(torch.zeros(2, 3, 64, 64)).shape
         (torch.Size([2, 3]), torch.Size([2, 512]))
@@ -336,6 +337,12 @@ def patch_positions(size: int, patch_size: int, stride: int) -> np.ndarray:
 
     Raises:
         ValueError: if a value is not a positive int or ``patch_size > size``.
+
+    Example:
+        >>> patch_positions(10, 4, 4)  # 0, 4 and the last patch flush with the border
+        array([0, 4, 6])
+        >>> len(patch_positions(256, 64, 4))
+        49
     """
     size, patch_size, stride = (
         _positive_int(n, v) for n, v in (("size", size), ("patch_size", patch_size), ("stride", stride))
@@ -418,6 +425,13 @@ def patch_anomaly_map(
     Raises:
         ValueError: if the grid of ``patch_scores`` does not match ``image_size``, ``patch_size`` and
             ``stride``, the scores are not finite, or ``sigma_px`` is negative.
+
+    Example:
+        Two 4-px patches with stride 2 on a 4 x 6 image; columns 2-3 lie in both:
+
+        >>> import numpy as np
+        >>> patch_anomaly_map(np.array([[1.0, 3.0]]), (4, 6), patch_size=4, stride=2, sigma_px=0)[0]
+        array([1., 1., 2., 2., 3., 3.], dtype=float32)
     """
     scores = (
         patch_scores.detach().cpu().numpy()

@@ -123,10 +123,13 @@ class GaussianDensity:
         shrinkage: the Ledoit-Wolf shrinkage used, in [0, 1].
 
     Example:
+        >>> import numpy as np
         >>> rng = np.random.default_rng(0)
         >>> density = GaussianDensity.fit(rng.normal(size=(50, 4)))
-        >>> density.score(np.zeros((2, 4))).shape
-        (2,)
+        >>> round(density.shrinkage, 4), density.score(np.zeros((2, 4))).round(4)
+        (0.8994, array([0.2124, 0.2124]))
+        >>> float(density.score(density.mean.numpy()))  # the mean is the most normal embedding
+        0.0
     """
 
     mean: torch.Tensor

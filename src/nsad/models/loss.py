@@ -1,8 +1,9 @@
 """Pixel-wise training objectives of the NSA paper (eqs. 15-16), chosen by the kind of label.
 
 Bounded labels (binary, eq. 13, or logistic, eq. 14, values in [0, 1]) are learned with binary
-cross-entropy on a sigmoid output; unbounded continuous labels (eq. 13, in 8-bit intensity levels)
-with mean squared error on a ReLU output. Both losses take the network's raw logits, so that the
+cross-entropy on a sigmoid output; unbounded continuous labels (eq. 13; the training set divides
+the synthetic label's 8-bit levels by 255, so they are fractions of the intensity range) with mean
+squared error on a ReLU output. Both losses take the network's raw logits, so that the
 sigmoid is folded into a numerically stable BCE-with-logits. Losses are computed in float32 even
 under autocast.
 """
@@ -49,6 +50,11 @@ def bce_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     Raises:
         ValueError: if the shapes do not match.
         TypeError: if ``labels`` is not floating point.
+
+    Example:
+        >>> import torch
+        >>> bce_loss(torch.zeros(1, 1, 2, 2), torch.ones(1, 1, 2, 2))  # -log(sigmoid(0)) = log 2
+        tensor(0.6931)
     """
     logits, labels = _match_shapes(logits, labels)
     return F.binary_cross_entropy_with_logits(logits, labels)
@@ -61,7 +67,8 @@ def mse_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
     Args:
         logits: (B, 1, H, W) raw network outputs.
-        labels: (B, 1, H, W) or (B, H, W) float labels >= 0 (8-bit intensity levels for NSA).
+        labels: (B, 1, H, W) or (B, H, W) float labels >= 0 (for NSA's continuous labels: 8-bit
+            levels divided by 255, as the training set gives them).
 
     Returns:
         A float32 scalar tensor.
@@ -69,6 +76,11 @@ def mse_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     Raises:
         ValueError: if the shapes do not match.
         TypeError: if ``labels`` is not floating point.
+
+    Example:
+        >>> import torch
+        >>> mse_loss(torch.tensor([[[[-1.0, 3.0]]]]), torch.tensor([[[0.5, 1.0]]]))  # ((0.5 - 0)² + (1 - 3)²) / 2
+        tensor(2.1250)
     """
     logits, labels = _match_shapes(logits, labels)
     return F.mse_loss(torch.relu(logits), labels)

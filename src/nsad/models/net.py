@@ -84,7 +84,8 @@ def logits_to_anomaly_map(logits: torch.Tensor, label_kind: LabelKind) -> torch.
     """Turn raw network outputs into anomaly maps with the paper's final activation.
 
     Sigmoid for bounded labels (scores in (0, 1)), ReLU for continuous labels (scores >= 0, in
-    the label's units: 8-bit intensity levels); NSA paper, Sec. 4.1.
+    the units the network was trained in: fractions of the full intensity range, i.e. the
+    synthetic label's 8-bit levels divided by 255); NSA paper, Sec. 4.1.
 
     Args:
         logits: (B, 1, H, W) or (B, H, W) raw outputs of :class:`AnomalyNet`.
@@ -95,6 +96,14 @@ def logits_to_anomaly_map(logits: torch.Tensor, label_kind: LabelKind) -> torch.
 
     Raises:
         ValueError: if ``label_kind`` is unknown or ``logits`` has another shape.
+
+    Example:
+        >>> import torch
+        >>> logits = torch.tensor([[[-2.0, 0.0, 3.0]]])
+        >>> logits_to_anomaly_map(logits, "bounded")
+        tensor([[[0.1192, 0.5000, 0.9526]]])
+        >>> logits_to_anomaly_map(logits, "continuous")
+        tensor([[[0., 0., 3.]]])
     """
     check_choice("label_kind", label_kind, LABEL_KINDS)
     if logits.ndim == 4 and logits.shape[1] == 1:
@@ -147,9 +156,13 @@ class AnomalyNet(nn.Module):
         **options: :class:`NetConfig` fields, e.g. ``in_channels=1``.
 
     Example:
+        >>> import torch
+        >>> from nsad.models import AnomalyNet, count_parameters
         >>> net = AnomalyNet(in_channels=3).eval()
         >>> net(torch.zeros(2, 3, 64, 96)).shape
         torch.Size([2, 1, 64, 96])
+        >>> count_parameters(net)
+        11797937
     """
 
     def __init__(self, config: NetConfig | None = None, **options: Any) -> None:

@@ -120,7 +120,7 @@ class RunMetadata:
     """
 
     method: str
-    net: NetConfig
+    net: NetConfig | CutPasteConfig | SSAEConfig
     preset: str
     preset_values: Mapping[str, Any]
     resize_hw: tuple[int, int] | None

@@ -1,6 +1,6 @@
 """Bauer's self-supervised autoencoder: SDC autoencoder, objectives (1)-(3), heatmap, threshold protocol.
 
-A. Bauer, *Self-Supervised Training with Autoencoders for Visual Anomaly Detection* (paper 003).
+A. Bauer, *Self-Supervised Training with Autoencoders for Visual Anomaly Detection* (arXiv, 2022).
 An autoencoder ``F: [0, 1]^{n x m x 3} -> [0, 1]^{n x m x 3}`` is fed a distorted copy ``X̂`` of a
 normal image ``X`` (a randomly shaped region ``M`` replaced by an elastically deformed copy of
 itself, Sec. 3.2; built by :mod:`nsad.synth.elastic`) and trained to give back ``X``:
@@ -44,7 +44,7 @@ STRIDE = 8
 
 
 # --------------------------------------------------------------------------------------------------
-# Architecture (paper 003, Sec. 3.3 and Table 1)
+# Architecture (Bauer 2022, Sec. 3.3 and Table 1)
 # --------------------------------------------------------------------------------------------------
 
 
@@ -176,7 +176,7 @@ class StackedDilatedConv(nn.Module):
 
 
 class SSAENet(nn.Module):
-    """The stacked-dilated-convolution autoencoder of paper 003, Table 1, with widths scaled by ``c``.
+    """The stacked-dilated-convolution autoencoder of Bauer 2022, Table 1, with widths scaled by ``c``.
 
     Layers (Table 1 with ``c = 32``, ``w = 64`` filters per dilated convolution, 512 px input;
     every convolution except the last is followed by batch norm and ReLU, the last by a sigmoid):
@@ -209,8 +209,9 @@ class SSAENet(nn.Module):
         **options: :class:`SSAEConfig` fields, e.g. ``base_channels=8``.
 
     Example:
+        >>> import torch
         >>> net = SSAENet(base_channels=4, sdc_blocks=1, sdc_kernel_size=3).eval()
-        >>> net(torch.rand(1, 3, 36, 52)).shape
+        >>> net(torch.zeros(1, 3, 36, 52)).shape  # 36 x 52 is padded to 40 x 56 and cropped back
         torch.Size([1, 3, 36, 52])
     """
 
@@ -286,7 +287,7 @@ class SSAENet(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------------
-# Objectives (paper 003, Sec. 3.1, eqs. 1-3)
+# Objectives (Bauer 2022, Sec. 3.1, eqs. 1-3)
 # --------------------------------------------------------------------------------------------------
 
 
@@ -334,7 +335,7 @@ def masked_loss(
     lam: float = 0.5,
     error: ErrorKind = "squared",
 ) -> torch.Tensor:
-    """Objective (1) of paper 003: reconstruct the untouched region and restore the modified one.
+    """Objective (1) of Bauer 2022: reconstruct the untouched region and restore the modified one.
 
     ``L(X̂, X) = λ / ||M̄||₁ · ||M̄ ⊙ (F(X̂) - X)||₂ + (1 - λ) / ||M||₁ · ||M ⊙ (F(X̂) - X)||₂``   (1)
 
@@ -357,6 +358,16 @@ def masked_loss(
 
     Raises:
         ValueError: for mismatched shapes, ``lam`` outside [0, 1] or an unknown ``error``.
+
+    Example:
+        A reconstruction that is exact outside the region and off by 1 inside it costs ``1 - λ``:
+
+        >>> import torch
+        >>> region = torch.zeros(1, 1, 4, 4)
+        >>> region[..., :2] = 1
+        >>> target = region.expand(1, 3, 4, 4)
+        >>> masked_loss(torch.zeros(1, 3, 4, 4), target, region, lam=0.25)
+        tensor(0.7500)
     """
     _check_pair(reconstruction, target, lam, error)
     region = _broadcast_mask("region", region, reconstruction)
@@ -373,7 +384,7 @@ def change_weighted_loss(
     lam: float = 0.5,
     error: ErrorKind = "squared",
 ) -> torch.Tensor:
-    """Objective (3) of paper 003: reconstruct the untouched region, amplify the error where ``X̂`` changed.
+    """Objective (3) of Bauer 2022: reconstruct the untouched region, amplify the error where ``X̂`` changed.
 
     ``L(X̂, X) = λ / ||M̄||₁ · ||M̄ ⊙ (F(X̂) - X)||₂ - (1 - λ) / ||X̂ - X||₁ · || |X̂ - X| ⊙ (F(X̂) - X) ||₂``   (3)
 
@@ -414,7 +425,7 @@ def ssae_loss(
     change: torch.Tensor | None = None,
     error: ErrorKind = "squared",
 ) -> torch.Tensor:
-    """Objective (1), (2) or (3) of paper 003 (see :func:`masked_loss`, :func:`change_weighted_loss`).
+    """Objective (1), (2) or (3) of Bauer 2022 (see :func:`masked_loss`, :func:`change_weighted_loss`).
 
     Args:
         reconstruction: (B, C, H, W) ``F(X̂)``.
@@ -473,7 +484,7 @@ def gaussian_blur(maps: torch.Tensor, sigma_px: float) -> torch.Tensor:
 def reconstruction_anomaly_map(
     reconstruction: torch.Tensor, image: torch.Tensor, sigma_px: float = 4.0
 ) -> torch.Tensor:
-    """Heatmap of paper 003, Sec. 3.1: channel mean of ``|F(X) - X|``, smoothed with a Gaussian.
+    """Heatmap of Bauer 2022, Sec. 3.1: channel mean of ``|F(X) - X|``, smoothed with a Gaussian.
 
     ``A = G_σ * (1/C Σ_c |F(X)_c - X_c|)``. The paper gives no ``σ``; 4 px is our default.
 
@@ -503,7 +514,7 @@ def reconstruction_anomaly_map(
 
 
 class SSAEModule(L.LightningModule):
-    """Train :class:`SSAENet` with objective (1), (2) or (3) of paper 003.
+    """Train :class:`SSAENet` with objective (1), (2) or (3) of Bauer 2022.
 
     Training batches are dicts ``{"image": X̂ (B, C, H, W) in [0, 1], "target": X (B, C, H, W) in
     [0, 1], "region": M (B, 1, H, W) bool or float, "change": |X̂ - X| (B, 1 or C, H, W),

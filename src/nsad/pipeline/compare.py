@@ -48,6 +48,7 @@ TABLE_MD, TABLE_CSV, FIGURE = "comparison.md", "comparison.csv", "heatmaps.png"
 DONE_FILE = "compare.json"
 """Written into a run folder when its training has finished: the run is complete."""
 _TRAIN_FILES = {"config.json", "logs", "checkpoints"}
+"""What ``nsad train`` writes before the first checkpoint; such a folder is restarted."""
 SETTINGS: tuple[str, ...] = (
     "data",
     "method",
@@ -65,7 +66,6 @@ SETTINGS: tuple[str, ...] = (
 """``TrainConfig`` fields that must match for a finished run to be reused."""
 MIN_TILE_PX = 192
 """Smallest side of an image in ``heatmaps.png`` (smaller frames are enlarged to stay readable)."""
-"""What ``nsad train`` writes before the first checkpoint; such a folder is restarted."""
 
 
 @dataclass(frozen=True)

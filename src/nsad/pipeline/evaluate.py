@@ -2,7 +2,7 @@
 
 Pixel metrics are computed in the evaluation frame (the resized test image, 256 x 256 in the
 paper) against masks resized there with nearest neighbour; the map is zero outside the centre
-crop for object classes, as the NSA authors evaluate (SPEC.md section 3).
+crop for object classes, as the NSA authors' published code evaluates.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Poisson blending (Pérez et al. 2003) behind one function with the semantics of ``cv2.seamlessClone``.
 
 ``seamless_clone`` checks its arguments once and hands them to a backend from ``BLEND_BACKENDS``.
-Every backend solves the same discrete Poisson problem as OpenCV (SPEC.md section 2): on the
+Every backend solves the same discrete Poisson problem as OpenCV (see :mod:`nsad.synth._blend_dst`): on the
 bounding box of the mask's non-zero pixels, placed with its centre at ``center`` in ``dst``,
 source (``normal``) or mixed gradients inside the mask, ``dst`` as boundary condition, values
 truncated to the image's integer type.
@@ -32,7 +32,7 @@ def _opencv_clone(src: np.ndarray, dst: np.ndarray, mask: np.ndarray, center: tu
     channels = src.shape[2]
     if channels == 1:
         src, dst = np.repeat(src, 3, axis=2), np.repeat(dst, 3, axis=2)
-    # seamlessClone scales the mask by 1/255 and overwrites it (SPEC.md section 2): pass a 0/255 copy.
+    # seamlessClone scales the mask by 1/255 and overwrites it (OpenCV 5.0.0): pass a 0/255 copy.
     out = cv2.seamlessClone(src, dst, (mask != 0).astype(np.uint8) * 255, center, _OPENCV_FLAGS[mode])
     return out[:, :, :1] if channels == 1 else out
 

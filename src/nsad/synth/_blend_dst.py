@@ -8,7 +8,7 @@ is fixed to the destination ``d``:
     u[p] = d[p]                                                                       (p on the ring)
 
 OpenCV 5.0.0 builds ``g`` from forward differences (``gx[p] = a[p+x] - a[p]``) per channel and
-takes (measured against ``cv2.seamlessClone``, see SPEC.md section 2 and tests/synth/test_blend.py):
+takes (measured against ``cv2.seamlessClone``, see tests/synth/test_blend.py):
 
 - the box: the bounding box of the mask's non-zero pixels after its outer one-pixel image border is
   zeroed, put into ``dst`` with its top-left corner at ``center - (w // 2, h // 2)``;

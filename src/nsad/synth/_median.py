@@ -20,10 +20,10 @@ footprint). Two observations make it fast on NSA's labels, which are zero outsid
 The histogram runs on integer codes: ``uint8``/``uint16`` values are their own codes; any other
 dtype (floats, signed integers, bool) is replaced by its rank (the minimum is 0, the distinct
 values above it ``1, 2, ...`` in order, from ``numpy.unique``), which the median commutes with;
-more than 65,536 distinct values go to SciPy's median. The compiled kernel needs ``numba`` (an
-optional accelerator, imported on first use and cached on disk with ``cache=True``); without it
-the ``skimage`` backend runs scikit-image's rank median (or SciPy's median for more than 4,096
-codes) on the bounding box of the spans, with the same results.
+more than 65,536 distinct values go to SciPy's median. The compiled kernel is ``numba``'s (a
+dependency of nsad, imported on first use and cached on disk with ``cache=True``); the
+``skimage`` backend, the reference the tests hold it to, runs scikit-image's rank median (or
+SciPy's median for more than 4,096 codes) on the bounding box of the spans, with the same results.
 """
 
 from __future__ import annotations
@@ -58,16 +58,6 @@ def disk_half_widths(radius: int) -> np.ndarray:
     return half_widths
 
 
-@functools.cache
-def numba_available() -> bool:
-    """Whether the compiled ``numba`` backend can be used."""
-    try:
-        import numba  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def median_disk(values: np.ndarray, radius: int = 5, *, backend: MedianBackend = "auto") -> np.ndarray:
     """Median over a disk of ``radius`` pixels with SciPy's ``reflect`` border (``dcba|abcd``), exactly.
 
@@ -78,7 +68,7 @@ def median_disk(values: np.ndarray, radius: int = 5, *, backend: MedianBackend =
         values: (H, W) array of any real dtype; floats must not contain NaN.
         radius: disk radius in pixels, ``>= 0`` (NSA's continuous label uses 5).
         backend: ``numba`` (compiled sliding histogram), ``skimage`` (scikit-image/SciPy on the
-            region that needs filtering) or ``auto`` (``numba`` when it is installed).
+            region that needs filtering) or ``auto`` (``numba``).
 
     Returns:
         (H, W) array of the dtype of ``values``.
@@ -87,7 +77,6 @@ def median_disk(values: np.ndarray, radius: int = 5, *, backend: MedianBackend =
         TypeError: if ``values`` is not a NumPy array of a real (bool, integer or float) dtype.
         ValueError: if ``values`` is not 2-D or contains NaN, ``radius`` is negative or not an
             integer, or ``backend`` is unknown.
-        ImportError: if ``backend="numba"`` and numba is not installed.
     """
     if not isinstance(values, np.ndarray) or values.dtype.kind not in "biuf":
         kind = values.dtype if isinstance(values, np.ndarray) else type(values).__name__
@@ -98,10 +87,7 @@ def median_disk(values: np.ndarray, radius: int = 5, *, backend: MedianBackend =
         raise ValueError(f"radius must be an integer >= 0, got {radius!r}")
     check_choice("median backend", backend, MEDIAN_BACKENDS)
     if backend == "auto":
-        backend = "numba" if numba_available() else "skimage"
-    elif backend == "numba" and not numba_available():
-        raise ImportError("median backend 'numba' needs the numba package (pip install numba); "
-                          "use backend='skimage' or 'auto' without it")
+        backend = "numba"
     radius = int(radius)
     if values.size == 0:
         return values.copy()

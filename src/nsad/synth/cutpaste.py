@@ -6,7 +6,7 @@ rectangle rotated by up to 45 degrees. The label is 1 on the pasted pixels (the 
 the NSA paper's end-to-end baseline; CutPaste itself trains a classifier on whole images).
 
 The paper's text gives the method; the sampling ranges are those of the authors' reference
-implementations (also SPEC.md, Sec. 5): area ratio ``U(0.02, 0.15)``, aspect ratio (width over
+implementations: area ratio ``U(0.02, 0.15)``, aspect ratio (width over
 height) ``U(0.3, 1)`` or ``U(1, 3.3)`` with equal probability, scars 2-16 px wide and 10-25 px long
 on 256-px images, angles ``U(-45, 45)`` degrees, and torchvision's ``ColorJitter(0.1, 0.1, 0.1, 0.1)``.
 
@@ -102,7 +102,7 @@ class Jitter:
         return self.brightness == 1.0 and self.contrast == 1.0 and self.saturation == 1.0 and self.hue == 0.0
 
     def as_params(self) -> dict[str, float]:
-        """The factors by name, for :attr:`PatchRecord.params`."""
+        """The factors by name, for :attr:`~nsad.synth._types.PatchRecord.params`."""
         return {"brightness": self.brightness, "contrast": self.contrast, "saturation": self.saturation,
                 "hue": self.hue}
 

@@ -22,6 +22,7 @@ exactly from the blended images (binary: exactly; continuous and logistic: to fl
 Example:
     >>> import numpy as np, torch
     >>> from nsad.synth import NSA, get_preset
+    >>> from nsad.synth.device import apply_plan, collate_plans, pack_plan
     >>> image = np.full((80, 80, 3), 120, np.uint8)
     >>> source = np.tile((np.arange(80, dtype=np.uint8) * 3)[:, None, None], (1, 80, 3))
     >>> task = NSA(get_preset("default"))

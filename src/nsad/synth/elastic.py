@@ -1,4 +1,4 @@
-"""Bauer's elastic-deformation patches (paper 003, Sec. 3.2 and Fig. 5).
+"""Bauer's elastic-deformation patches (Bauer 2022, Sec. 3.2 and Fig. 5).
 
 A. Bauer, *Self-Supervised Training with Autoencoders for Visual Anomaly Detection*.
 

@@ -5,7 +5,8 @@ of the patch boxes (the authors only label inside them):
 
 - binary (eq. 13): ``b_i = [d_i > tol and i in P]``, then a 5 x 5 median filter;
 - continuous (eq. 13): ``c_i = d_i b_i``, then a median filter over a disk of radius 5;
-- logistic (eq. 14): ``b / (1 + exp(-k (c - y0)))`` from the filtered ``b`` and ``c`` (SPEC.md 1.8).
+- logistic (eq. 14): ``b / (1 + exp(-k (c - y0)))`` from the filtered ``b`` and ``c`` (as the authors'
+  code computes it).
 
 Labels are zero outside the boxes grown by the filter radius, so everything is computed on that
 crop (grown once more so that the crop's own border cannot reach inside); a ``reflect`` border
@@ -68,8 +69,7 @@ def median_disk(values: np.ndarray) -> np.ndarray:
     """Median over a disk of radius 5 with a reflect border, exactly SciPy's ``median_filter``.
 
     Only pixels where more than 40 of the 81 disk values may be non-zero (a 9 x 9 box count bounds
-    it) are filtered, with a compiled sliding histogram when numba is installed, else with
-    scikit-image's rank median (:func:`nsad.synth._median.median_disk`).
+    it) are filtered, with a sliding histogram compiled by numba (:func:`nsad.synth._median.median_disk`).
     """
     return median_disk_exact(values, CONTINUOUS_MEDIAN_RADIUS)
 

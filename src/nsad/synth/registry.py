@@ -2,7 +2,8 @@
 
 Every task is a frozen dataclass called as ``task(image, source, rng=..., image_object=None,
 source_object=None) -> Synth`` with a ``label_kind`` of ``bounded`` (labels in [0, 1], trained with
-BCE) or ``continuous`` (8-bit levels, trained with MSE).
+BCE) or ``continuous`` (8-bit intensity levels, unbounded; the training set divides them by 255
+and the network learns them with MSE).
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ class Task(Protocol):
     label_kind: str
 
     def __call__(self, image: np.ndarray, source: np.ndarray, *, rng: np.random.Generator,
-                 image_object: np.ndarray | None = None, source_object: np.ndarray | None = None) -> Synth: ...
+                 image_object: np.ndarray | None = None, source_object: np.ndarray | None = None) -> Synth:
+        """Make one synthetic example from ``image`` (and ``source``) with the generator ``rng``."""
+        ...
 
 
 def _nsa(label: str, paste: bool = False) -> Callable[..., Task]:

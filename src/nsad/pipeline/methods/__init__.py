@@ -1,9 +1,9 @@
 """The methods of ``nsad train`` that do not train the NSA paper's encoder-decoder.
 
 - ``cutpaste-3way``, ``cutpaste-binary``, ``cutpaste-scar``: CutPaste as its authors built it
-  (paper 004): a ResNet-18 classifier, then Gaussian densities on its embeddings
+  (Li et al., CVPR 2021): a ResNet-18 classifier, then Gaussian densities on its embeddings
   (:mod:`nsad.pipeline.methods.cutpaste`).
-- ``ssae``: Bauer's self-supervised autoencoder (paper 003) (:mod:`nsad.pipeline.methods.ssae`).
+- ``ssae``: Bauer's self-supervised autoencoder (Bauer 2022) (:mod:`nsad.pipeline.methods.ssae`).
 
 The segmentation methods (``nsa-*``, ``cutpaste-e2e``, ``fpi``, ``pii``) are in
 :data:`nsad.pipeline.train.SEGMENTATION_METHODS`. Each method here is a

@@ -1,6 +1,6 @@
-"""CutPaste as its authors built it, as a method of ``nsad train`` (paper 004, Li et al., CVPR 2021).
+"""CutPaste as its authors built it, as a method of ``nsad train`` (Li et al., CVPR 2021).
 
-Two stages (paper 004, Sec. 2):
+Two stages (Li et al. 2021, Sec. 2):
 
 1. **Representation learning.** :class:`~nsad.models.cutpaste.CutPasteNet` (ResNet-18 from scratch,
    MLP head, linear classifier) learns to tell normal images from CutPaste ones (``cutpaste-binary``,

@@ -1,6 +1,6 @@
-"""Bauer's self-supervised autoencoder as a method of ``nsad train`` (paper 003).
+"""Bauer's self-supervised autoencoder as a method of ``nsad train`` (Bauer 2022).
 
-- **Network**: the stacked-dilated-convolution autoencoder of paper 003, Table 1
+- **Network**: the stacked-dilated-convolution autoencoder of Bauer 2022, Table 1
   (:class:`~nsad.models.ssae.SSAENet`, widths ``base_channels`` = 32 as in the table; it is fully
   convolutional, so the layer sizes scale with the input). It takes and gives [0, 1] images: no
   ImageNet normalisation.
@@ -17,7 +17,7 @@
 - **Decision** (Sec. 4.2): an image is anomalous when the heatmap above a threshold has a connected
   component of at least ``min_area`` pixels; the threshold is the lowest that leaves every
   held-out normal (validation) image without such a component. As a score for the ROC this is the
-  ``area:N`` rule (:func:`~nsad.pipeline.scoring.defect_area_scores`), the run's default, with ``N``
+  ``area:N`` rule (:func:`~nsad.postprocess.defect_area_scores`), the run's default, with ``N``
   = ``min_area_px`` (64 px at 256, scaled with the image's area; the paper sets it per category and
   does not publish the values), and the threshold is set at a false-positive rate of 0 on the
   held-out images: exactly Bauer's protocol.
@@ -50,7 +50,7 @@ class SSAEOptions:
     """Options of ``ssae`` (``--option KEY=VALUE``); pixel sizes are at the 256-px frame.
 
     Attributes:
-        objective: 1, 2 or 3 (paper 003's equations; default 3).
+        objective: 1, 2 or 3 (Bauer 2022's equations; default 3).
         lam: ``λ`` in [0, 1].
         error: ``squared`` (each term a mean squared error) or ``norm`` (eq. 1's L2 norms literally).
         base_channels: network width ``c`` (Table 1: 32).
@@ -220,5 +220,5 @@ class SSAEScorer:
         self.net = run.net.eval()
 
     def __call__(self, images: torch.Tensor) -> tuple[torch.Tensor, None]:
-        """(B, h, w) heatmaps (paper 003, Sec. 3.1); no image-level score of its own."""
+        """(B, h, w) heatmaps (Bauer 2022, Sec. 3.1); no image-level score of its own."""
         return reconstruction_anomaly_map(self.net(images), images, self.sigma_px), None
