@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from nsad.pipeline._runfolder import CONFIG_FILE, RUNTIME_SETTINGS
 from nsad.pipeline.methods import METHODS
 from nsad.pipeline.train import ALL_METHODS, TrainConfig, train
 from nsad.synth.presets import PRESET_NAMES
@@ -115,6 +117,29 @@ def config_from_args(args: argparse.Namespace, **overrides: object) -> TrainConf
     return TrainConfig(**values)
 
 
+DESTINATIONS = {"options": "option", "synth_device": "synth_on_device"}
+"""``TrainConfig`` field -> ``argparse`` destination where they differ."""
+
+
+def with_run_settings(config: TrainConfig, given: set[str]) -> TrainConfig:
+    """For ``--resume``: the run's own settings (its ``config.json``) where the command line does not give one.
+
+    Settings that are given are kept, so that :func:`nsad.pipeline.train.train` refuses those that
+    differ from the run's; settings of how to train (devices, workers...) keep this call's values.
+    """
+    try:
+        saved = json.loads((Path(config.out) / CONFIG_FILE).read_text())
+    except (OSError, ValueError):
+        return config  # train() says what is wrong with the folder
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    taken = {name: saved[name] for name in fields - (RUNTIME_SETTINGS - {"epochs"})
+             if name in saved and DESTINATIONS.get(name, name) not in given}
+    return dataclasses.replace(config, **taken)
+
+
 def run(args: argparse.Namespace) -> int:
-    train(config_from_args(args))
+    config = config_from_args(args)
+    if config.resume:
+        config = with_run_settings(config, getattr(args, "given", set()))
+    train(config)
     return 0

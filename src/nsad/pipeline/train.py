@@ -15,10 +15,11 @@ rest: the loop, checkpoints, the held-out threshold and the run folder.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import json
 import logging
 import os
+import sys
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,8 +29,10 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch.utils.data import DataLoader
 
 from nsad._checks import check_choice, check_range
@@ -38,6 +41,14 @@ from nsad.data.transforms import IMAGENET_MEAN, IMAGENET_STD, TransformConfig
 from nsad.metrics import threshold_at_fpr
 from nsad.models import NSAModule, RunMetadata, count_parameters, save_run
 from nsad.pipeline._checkpoint import AtomicCheckpointIO
+from nsad.pipeline._runfolder import (
+    check_out_folder,
+    check_resume,
+    create_run_folder,
+    is_rank_zero,
+    wait_for_run_folder,
+    write_config,
+)
 from nsad.pipeline._sampling import EpochSampler, one_thread_for_loading
 from nsad.pipeline.datasets import SynthTrainingSet, load_training_images
 from nsad.pipeline.device_synth import (
@@ -161,14 +172,42 @@ class TrainConfig:
 
 
 class CheckpointOnInterrupt(Callback):
-    """Save the checkpoint when training stops on an exception or Ctrl-C, so ``--resume`` loses nothing."""
+    """Save the checkpoint when training stops on an exception or Ctrl-C, so ``--resume`` loses nothing.
+
+    Nothing is saved before the first optimiser step (there is nothing to keep; the caller removes
+    the new run folder). ``interrupted`` records a Ctrl-C, which Lightning turns into ``SystemExit(1)``.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.interrupted = False
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        """Close the progress bar and save the checkpoint (after at least one step)."""
+        self.interrupted = isinstance(exception, KeyboardInterrupt)
+        bar = getattr(trainer.progress_bar_callback, "_train_progress_bar", None)
+        if bar is not None:
+            bar.close()  # end the bar's line, so the message below is not glued to it
+        if trainer.global_step == 0:
+            return
         trainer.save_checkpoint(self.path)
-        print(f"nsad train: stopped ({type(exception).__name__}); saved {self.path}; continue with --resume")
+        if trainer.is_global_zero:
+            say(f"stopped ({type(exception).__name__}) after {trainer.global_step} steps; saved {self.path}; "
+                "continue with --resume")
+
+
+class StderrProgressBar(TQDMProgressBar):
+    """Lightning's progress bar on stderr, with nsad's other messages (stdout is for results)."""
+
+    def init_train_tqdm(self) -> Tqdm:
+        """The training bar, drawn on stderr."""
+        with contextlib.redirect_stdout(sys.stderr):
+            return super().init_train_tqdm()
+
+
+def say(message: str) -> None:
+    """Print one of ``nsad train``'s messages on stderr (results go to stdout)."""
+    print(f"nsad train: {message}", file=sys.stderr, flush=True)
 
 
 class _HideTips(logging.Filter):
@@ -224,15 +263,21 @@ def train(config: TrainConfig) -> Path:
     """
     out = Path(config.out)
     checkpoint = out / "checkpoints" / CHECKPOINT
-    if config.resume and not checkpoint.is_file():
-        raise FileNotFoundError(f"nothing to resume: {checkpoint} does not exist")
-    if not config.resume and out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"run folder {out} is not empty; choose a new --out or pass --resume")
+    rank_zero = is_rank_zero()
+    if rank_zero:
+        check_out_folder(out, config.resume, checkpoint)
     layout = find_dataset(config.data, config.category, require_test=False)
     preset = resolve_preset(config, layout.category)
     epochs = config.epochs or preset.epochs
     transform = TransformConfig.from_preset(preset, config.image_size)
     train_paths, holdout_paths = split_holdout(list(layout.train), config.holdout, config.seed)
+    workers = default_workers() if config.workers is None else config.workers
+    settings = {**{k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(config).items()},
+                "epochs": epochs, "preset": preset.name, "category": layout.category,
+                "data_folder": str(layout.root.resolve()),
+                "train_images": len(train_paths), "holdout_images": len(holdout_paths), "workers": workers}
+    if config.resume:
+        check_resume(out, settings)
     segmentation = config.method in SEGMENTATION_METHODS
     images = load_training_images(train_paths, transform)
     if segmentation:
@@ -250,8 +295,11 @@ def train(config: TrainConfig) -> Path:
         score_rule = config.score_rule or method.default_score_rule(setup)
         normalization = method.normalization(preset)
     dataset.example(0, 0)  # bad settings (e.g. images too small for the preset) fail here, before training
-    workers = default_workers() if config.workers is None else config.workers
-    loader = DataLoader(dataset, batch_size=items_per_step, sampler=EpochSampler(len(dataset), config.seed),
+    interrupt = CheckpointOnInterrupt(checkpoint)
+    trainer = make_trainer(config, epochs, out, interrupt)
+    processes = trainer.world_size
+    per_process = -(-items_per_step // processes)  # the step's examples shared out: the same protocol on N processes
+    loader = DataLoader(dataset, batch_size=per_process, sampler=EpochSampler(len(dataset), config.seed),
                         num_workers=workers, persistent_workers=workers > 0, pin_memory=torch.cuda.is_available(),
                         drop_last=False, collate_fn=collate_plans if config.synth_device == "batch" else None)
     torch.manual_seed(config.seed)
@@ -263,30 +311,30 @@ def train(config: TrainConfig) -> Path:
             module.device_synth = DeviceSynth.from_task(task, preset)
     else:
         module = method.module(setup)
-    out.mkdir(parents=True, exist_ok=True)
-    settings = {**{k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(config).items()},
-                "epochs": epochs, "preset": preset.name, "category": layout.category,
-                "train_images": len(train_paths), "holdout_images": len(holdout_paths), "workers": workers}
-    (out / "config.json").write_text(json.dumps(settings, indent=1))
-    print(f"nsad train: {config.method} on {layout.category} ({len(train_paths)} training images, "
-          f"{len(holdout_paths)} held out), preset {preset.name}, {epochs} epochs, "
-          f"{count_parameters(module.net):,} parameters")
-    trainer = L.Trainer(
-        max_epochs=epochs, max_time=None if config.max_minutes is None else {"minutes": config.max_minutes},
-        accelerator=config.accelerator, devices=config.devices, strategy=config.strategy,
-        num_nodes=config.num_nodes, precision=config.precision or default_precision(config.accelerator),
-        logger=CSVLogger(out, name="logs"), use_distributed_sampler=False,
-        callbacks=[ModelCheckpoint(dirpath=out / "checkpoints", filename="last", every_n_epochs=config.checkpoint_every,
-                                   save_top_k=1, enable_version_counter=False),
-                   CheckpointOnInterrupt(checkpoint)],
-        plugins=[AtomicCheckpointIO()], enable_progress_bar=config.progress, enable_model_summary=False,
-        log_every_n_steps=1, num_sanity_val_steps=0)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*validation_step.*val_dataloader.*")
-        warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-        warnings.filterwarnings("ignore", message=".*weights_only.*")
-        with one_thread_for_loading():
-            trainer.fit(module, train_dataloaders=loader, ckpt_path=checkpoint if config.resume else None)
+    created = None
+    if not rank_zero:
+        wait_for_run_folder(out)
+    elif config.resume:
+        write_config(out, settings)
+    else:
+        created = create_run_folder(out, settings)
+    if rank_zero:
+        shared = f", {processes} processes of {per_process} examples per step" if processes > 1 else ""
+        say(f"{config.method} on {layout.category} ({len(train_paths)} training images, "
+            f"{len(holdout_paths)} held out), preset {preset.name}, {epochs} epochs, "
+            f"{count_parameters(module.net):,} parameters{shared}")
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*validation_step.*val_dataloader.*")
+            warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+            with one_thread_for_loading():
+                trainer.fit(module, train_dataloaders=loader, ckpt_path=checkpoint if config.resume else None)
+    except BaseException as error:
+        if created is not None and not checkpoint.is_file():
+            created.discard()  # stopped before its first step: leave nothing behind
+        if isinstance(error, SystemExit) and interrupt.interrupted:
+            raise KeyboardInterrupt from None  # Lightning exits with 1 on Ctrl-C; the CLI's convention is 130
+        raise
     trainer.save_checkpoint(checkpoint)
     if not trainer.is_global_zero:
         return out
@@ -300,7 +348,8 @@ def train(config: TrainConfig) -> Path:
         resize_hw=(transform.resize, transform.resize), crop_hw=crop, mean=mean, std=std,
         score_rule=score_rule, model="anomaly-net" if segmentation else method.model,
         model_options=model_options,
-        training={"epochs": epochs, "epochs_run": trainer.current_epoch, "seed": config.seed, "batch_size": config.batch_size,
+        training={"epochs": epochs, "epochs_run": trainer.current_epoch, "seed": config.seed,
+                  "batch_size": config.batch_size,
                   "precision": str(trainer.precision), "train_images": len(train_paths),
                   "holdout_images": len(holdout_paths), "target_fpr": config.target_fpr,
                   "steps": trainer.global_step,
@@ -313,10 +362,43 @@ def train(config: TrainConfig) -> Path:
         target_fpr = config.target_fpr if segmentation else method.threshold_fpr(config.target_fpr)
         threshold = threshold_at_fpr(scores, target_fpr)
         save_run(out, module.net, metadata.replace(threshold=float(threshold)))
-        print(f"nsad train: threshold {threshold:.6g} flags at most {target_fpr:.1%} of "
-              f"{len(holdout_paths)} held-out normal images")
+        say(f"threshold {threshold:.6g} flags at most {target_fpr:.1%} of {len(holdout_paths)} held-out normal images")
     print(f"nsad train: wrote {out / 'model.safetensors'} and {out / 'run.json'}")
     return out
+
+
+def make_trainer(config: TrainConfig, epochs: int, out: Path, interrupt: CheckpointOnInterrupt) -> L.Trainer:
+    """Lightning's Trainer for ``config``; settings Lightning refuses become one-line errors naming the option.
+
+    Several processes each take their share of every step's examples (see :class:`EpochSampler`);
+    on GPUs their batch-norm statistics are synchronised, so the run follows the one-process protocol.
+
+    Raises:
+        ValueError: for an accelerator, device count, strategy or precision that cannot be used here.
+    """
+    if config.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--accelerator {config.accelerator}: torch finds no CUDA GPU on this machine; "
+                         "use --accelerator cpu or auto")
+    try:
+        return L.Trainer(
+            max_epochs=epochs, max_time=None if config.max_minutes is None else {"minutes": config.max_minutes},
+            accelerator=config.accelerator, devices=config.devices, strategy=config.strategy,
+            num_nodes=config.num_nodes, precision=config.precision or default_precision(config.accelerator),
+            logger=CSVLogger(out, name="logs"), use_distributed_sampler=False,
+            sync_batchnorm=torch.cuda.is_available() and config.accelerator != "cpu",
+            callbacks=[ModelCheckpoint(dirpath=out / "checkpoints", filename="last",
+                                       every_n_epochs=config.checkpoint_every, save_top_k=1,
+                                       enable_version_counter=False), interrupt,
+                       *([StderrProgressBar()] if config.progress else [])],
+            plugins=[AtomicCheckpointIO()], enable_progress_bar=config.progress, enable_model_summary=False,
+            log_every_n_steps=1, num_sanity_val_steps=0)
+    except (ValueError, TypeError, RuntimeError, MisconfigurationException) as error:
+        message = " ".join(str(error).split())
+        given = {"accelerator": config.accelerator, "devices": config.devices, "strategy": config.strategy,
+                 "precision": config.precision, "num_nodes": config.num_nodes}
+        named = [name for name in given if name in message or name.replace("_", "-") in message] or list(given)
+        options = " ".join(f"--{name.replace('_', '-')} {given[name]}" for name in named if given[name] is not None)
+        raise ValueError(f"{options}: {message}") from None
 
 
 def _preset_values(preset: Preset) -> dict:
