@@ -57,3 +57,55 @@ def assert_metrics_match_sklearn(report: dict, run: Path, data: Path | None = No
         assert report["metrics"]["pixel_auroc"] == pytest.approx(expected, abs=1e-9)
     else:
         assert "pixel_auroc" not in report["metrics"]
+
+
+# ---- Deployment (tests/deploy): tiny trained runs and their exports, made once per session ----
+# One run per model kind an export graph exists for: the NSA paper's encoder-decoder
+# (``nsa-logistic``, the graph of every segmentation method), CutPaste (``cutpaste-3way``) and
+# Bauer's autoencoder (``ssae``), each trained for one short epoch on the bundled bottle sample.
+
+DEPLOY_TINY = dict(batch_size=8, workers=0, progress=False, holdout=0.125, epochs=1, examples_per_epoch=8, seed=1)
+DEPLOY_RUNS = {
+    "nsa-logistic": dict(image_size=80),  # NSA's smallest patches need a 67-px input
+    "cutpaste-3way": dict(image_size=64, options={"stride_px": 32}),  # a 4 x 4 patch grid on the 56-px input
+    "ssae": dict(image_size=64, options={"base_channels": 4}),
+}
+
+
+@pytest.fixture(scope="session")
+def deploy_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("deploy")
+
+
+@pytest.fixture(scope="session")
+def trained(deploy_root):
+    """method -> a lazily trained tiny run folder."""
+    from nsad.data.folder import sample_data_path
+    from nsad.pipeline import TrainConfig, train
+
+    cache: dict = {}
+
+    def get(method: str):
+        if method not in cache:
+            cache[method] = train(TrainConfig(data=sample_data_path(), out=deploy_root / method, method=method,
+                                              **{**DEPLOY_TINY, **DEPLOY_RUNS[method]}))
+        return cache[method]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def exported(deploy_root, trained):
+    """method -> a lazily exported model folder of its tiny run (through the command line)."""
+    from nsad.cli import main
+
+    cache: dict = {}
+
+    def get(method: str):
+        if method not in cache:
+            out = deploy_root / f"{method}-model"
+            assert main(["export", "--run", str(trained(method)), "--out", str(out)]) == 0
+            cache[method] = out
+        return cache[method]
+
+    return get

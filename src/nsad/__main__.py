@@ -4,4 +4,5 @@ import sys
 
 from nsad.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # importing the module (e.g. to collect doctests) must not run the command line
+    sys.exit(main())

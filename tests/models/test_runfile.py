@@ -8,7 +8,6 @@ import nsad
 from nsad.models.net import AnomalyNet, NetConfig
 from nsad.models.runfile import (
     METADATA_NAME,
-    MODEL_KINDS,
     WEIGHTS_NAME,
     RunFormatError,
     RunMetadata,
@@ -258,21 +257,3 @@ def test_version_1_files_are_read_as_anomaly_net_runs(run, trained_net):
         load_run(run)
     with pytest.raises(ValueError, match=r"format_version 1 holds anomaly-net runs"):
         loaded.metadata.replace(model_options={"sigma_px": 4.0})
-
-
-def test_the_model_packages_keep_their_old_import_paths():
-    import nsad.models.cutpaste as cutpaste
-    import nsad.models.density as density
-    import nsad.models.ssae as ssae
-    from nsad.models.cutpaste import density as cutpaste_density
-    from nsad.models.cutpaste import module as cutpaste_module
-    from nsad.models.cutpaste import net as cutpaste_net
-    from nsad.models.ssae import heatmap, loss, module, net
-
-    assert density.GaussianDensity is cutpaste_density.GaussianDensity is cutpaste.GaussianDensity
-    assert cutpaste.CutPasteNet is cutpaste_net.CutPasteNet
-    assert cutpaste.CutPasteModule is cutpaste_module.CutPasteModule
-    assert (ssae.SSAENet, ssae.ssae_loss, ssae.reconstruction_anomaly_map, ssae.SSAEModule) == (
-        net.SSAENet, loss.ssae_loss, heatmap.reconstruction_anomaly_map, module.SSAEModule)
-    assert MODEL_KINDS["cutpaste"] == (cutpaste_net.CutPasteConfig, cutpaste_net.CutPasteNet)
-    assert MODEL_KINDS["ssae"] == (net.SSAEConfig, net.SSAENet)

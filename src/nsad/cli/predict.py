@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nsad.pipeline.predict import SCORES_FILE, predict
+from nsad.pipeline.predict import REGIONS_FILE, SCORES_FILE, predict
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -14,20 +14,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=f"Score images with a trained run and write, per image, STEM.npy (the anomaly map at the "
                     "image's resolution), STEM_heatmap.png (image and heatmap side by side; one colour scale for "
                     "all images of the call, blue 0 to red the largest map value) and one line of "
-                    f"{SCORES_FILE} (score, threshold, normal/anomalous decision).")
-    parser.add_argument("--run", required=True, type=Path, help="run folder written by nsad train")
+                    f"{SCORES_FILE} (score, threshold, normal/anomalous decision, number of defect regions); "
+                    f"{REGIONS_FILE} holds each anomalous image's defect regions (connected regions of the map at "
+                    "or above the threshold at the image's resolution: bounding box, area, peak and mean).")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", type=Path, help="run folder written by nsad train (scored with torch)")
+    source.add_argument("--model", type=Path,
+                        help="model folder written by nsad export (scored with ONNX Runtime; same outputs)")
     parser.add_argument("inputs", nargs="+", type=Path, metavar="IMAGE_OR_FOLDER", help="images or folders of images")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     parser.add_argument("--threshold", type=float,
                         help="decision threshold on the image score (default: the one nsad train calibrated)")
-    parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--device", help="torch device for --run (default: cuda if available, else cpu)")
+    parser.add_argument("--min-area", type=int, default=1,
+                        help=f"smallest defect region written to {REGIONS_FILE}, in pixels of the image (default 1)")
+    parser.add_argument("--region-threshold", type=float,
+                        help="map level of the defect regions (default: the decision threshold; needed for "
+                             "CutPaste's density scores, which are on another scale than its maps)")
     parser.add_argument("--score-rule", help="override the run's image score: mean, max, topk:F, area:N (Bauer's "
                         "minimum defect area) or density (CutPaste runs)")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    rows = predict(args.run, args.inputs, args.out, args.threshold, args.device, args.score_rule)
+    rows = predict(args.run, args.inputs, args.out, args.threshold, args.device, args.score_rule, model=args.model,
+                   min_area=args.min_area, region_threshold=args.region_threshold)
     flagged = sum(row["decision"] == "anomalous" for row in rows)
     for row in rows:
         print(f"{row['score']:.5f}  {row['decision'] or '-':9s}  {row['file']}")

@@ -24,13 +24,28 @@ def decode_file(path: Path, kind: str = "image") -> np.ndarray:
     """
     if not path.is_file():
         raise FileNotFoundError(f"{kind} file not found: {path}")
-    data = np.fromfile(path, dtype=np.uint8)
-    decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    return decode_bytes(np.fromfile(path, dtype=np.uint8), str(path), kind, "file")
+
+
+def decode_bytes(data: bytes | np.ndarray, source: str, kind: str = "image", what: str = "data") -> np.ndarray:
+    """Decode an encoded 8- or 16-bit image held in memory, as :func:`decode_file` does a file.
+
+    Args:
+        data: the encoded bytes (PNG, JPEG, BMP, TIFF, WebP).
+        source: where they came from, for the error messages (a path, ``upload``...).
+        kind: what the image is, for the error messages.
+        what: ``file`` or ``data``, for the error messages.
+
+    Raises:
+        ValueError: if the bytes cannot be decoded or hold another bit depth (e.g. float TIFF).
+    """
+    buffer = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
+    decoded = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED) if buffer.size else None
     if decoded is None:
-        raise ValueError(f"cannot read {kind} {path}: the file is empty, corrupt or not an image "
+        raise ValueError(f"cannot read {kind} {source}: the {what} is empty, corrupt or not an image "
                          f"(accepted: {', '.join(IMAGE_SUFFIXES)})")
     if decoded.dtype not in (np.uint8, np.uint16):
-        raise ValueError(f"{kind} {path} has {decoded.dtype} pixels; accepted are 8-bit and 16-bit integer images")
+        raise ValueError(f"{kind} {source} has {decoded.dtype} pixels; accepted are 8-bit and 16-bit integer images")
     return decoded
 
 
@@ -45,21 +60,38 @@ def read_image(path: str | Path) -> np.ndarray:
         ValueError: if the file cannot be decoded or holds another bit depth (e.g. float TIFF).
     """
     path = Path(path)
-    image = decode_file(path, "image")
+    return to_engine_layout(decode_file(path, "image"), str(path))
+
+
+def read_image_bytes(data: bytes, source: str = "upload") -> np.ndarray:
+    """Decode an encoded image held in memory as :func:`read_image` reads a file (same layout and checks).
+
+    Raises:
+        ValueError: if the bytes cannot be decoded, hold another bit depth or channel count.
+    """
+    return to_engine_layout(decode_bytes(data, source, "image"), source)
+
+
+def to_engine_layout(image: np.ndarray, source: str) -> np.ndarray:
+    """A decoded OpenCV image (BGR[A], gray or gray + alpha) as (H, W, C), C = 1 or 3, RGB order.
+
+    Raises:
+        ValueError: for another number of channels.
+    """
     if image.ndim == 2:
         return image[:, :, None]
     channels = image.shape[2]
     if channels in (2, 4):
         alpha = image[:, :, -1]
         if alpha.min() < np.iinfo(image.dtype).max:
-            warnings.warn(f"image {path} has transparent pixels; the alpha channel is ignored", stacklevel=2)
+            warnings.warn(f"image {source} has transparent pixels; the alpha channel is ignored", stacklevel=3)
         image = image[:, :, :-1]
         channels -= 1
     if channels == 1:
         return np.ascontiguousarray(image)
     if channels == 3:
         return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    raise ValueError(f"image {path} has {image.shape[2]} channels; accepted are 1 (gray), 2, 3 (RGB) and 4 (RGBA)")
+    raise ValueError(f"image {source} has {image.shape[2]} channels; accepted are 1 (gray), 2, 3 (RGB) and 4 (RGBA)")
 
 
 def write_image(path: str | Path, image: np.ndarray) -> None:

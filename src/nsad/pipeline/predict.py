@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,12 +11,12 @@ from pathlib import Path
 import numpy as np
 
 from nsad.data.io import IMAGE_SUFFIXES, list_images, read_image, write_image
-from nsad.data.transforms import resize_map
 from nsad.pipeline.scoring import Scorer
-from nsad.postprocess import decisions
+from nsad.postprocess import Prediction, predictions_from_network
 from nsad.viz import overlay, to_display
 
 SCORES_FILE = "scores.csv"
+REGIONS_FILE = "regions.json"
 
 
 def expand_inputs(inputs: Sequence[str | Path]) -> list[tuple[Path, str]]:
@@ -51,50 +52,86 @@ def expand_inputs(inputs: Sequence[str | Path]) -> list[tuple[Path, str]]:
     return named
 
 
-def predict(run: str | Path, inputs: Sequence[str | Path], out: str | Path, threshold: float | None = None,
-            device: str | None = None, score_rule: str | None = None) -> list[dict]:
-    """Score images and write their maps, heatmaps and scores.
+def predict(run: str | Path | None, inputs: Sequence[str | Path], out: str | Path, threshold: float | None = None,
+            device: str | None = None, score_rule: str | None = None, *, model: str | Path | None = None,
+            min_area: int = 1, region_threshold: float | None = None) -> list[dict]:
+    """Score images with a run (torch) or an exported model (ONNX Runtime) and write the same outputs.
 
     Per image: ``STEM.npy`` (the map at the image's resolution) and ``STEM_heatmap.png`` (the image
     beside its heatmap overlay; blue is 0 and red the largest map value among the images of the
-    call, the same scale for all of them); for all: ``scores.csv``.
+    call, the same scale for all of them); for all: ``scores.csv`` and ``regions.json`` (the defect
+    regions of each anomalous image: bounding box, area, peak and mean, see
+    :func:`~nsad.postprocess.defect_regions`).
 
     The decision is ``anomalous`` when the score is at least the threshold: ``threshold`` if
     given, else the one ``nsad train`` calibrated on held-out normal images; without either the
-    decision is left empty (with a warning).
+    decision is left empty (with a warning). Both backends share everything but the network:
+    :func:`~nsad.postprocess.predictions_from_network` and :func:`write_prediction`.
+
+    Args:
+        run: a run folder (torch), or None with ``model``.
+        inputs: images or folders of images.
+        out: the output folder.
+        threshold: override the decision threshold.
+        device: torch device (runs only).
+        score_rule: override the image score rule.
+        model: a folder written by ``nsad export`` (ONNX Runtime), instead of ``run``.
+        min_area: smallest defect region, in pixels of the original image.
+        region_threshold: map level of the regions (default: the decision threshold, see
+            :func:`~nsad.postprocess.region_threshold_for`).
 
     Returns:
-        One row per image: ``file``, ``score``, ``threshold``, ``decision``, ``map``, ``heatmap``.
+        One row per image: ``file``, ``score``, ``threshold``, ``decision``, ``regions`` (count),
+        ``map``, ``heatmap``.
 
     Raises:
-        FileNotFoundError, ValueError: for missing or unreadable inputs or run files.
+        FileNotFoundError, ValueError: for missing or unreadable inputs, run or model files.
     """
+    if (run is None) == (model is None):
+        raise ValueError("give either a run folder (--run) or an exported model folder (--model)")
+    if isinstance(min_area, bool) or not isinstance(min_area, int) or min_area < 1:
+        raise ValueError(f"min_area must be a whole number of pixels >= 1, got {min_area!r}")
     named = expand_inputs(inputs)
     paths = [path for path, _ in named]
-    scorer = Scorer(run, device=device, score_rule=score_rule)
-    threshold = scorer.metadata.threshold if threshold is None else float(threshold)
+    if model is not None:
+        from nsad.deploy import Inferencer
+
+        backend = Inferencer(model, score_rule=score_rule)
+    else:
+        backend = Scorer(run, device=device, score_rule=score_rule)  # type: ignore[arg-type]
+    threshold = backend.threshold if threshold is None else float(threshold)
     if threshold is None:
         warnings.warn("the run has no calibrated threshold and none was given (--threshold); "
                       "scores are written without decisions", stacklevel=2)
-    result = scorer.score(paths)
+    maps, model_scores = backend.network_outputs(paths)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     # One colour scale for all heatmaps of the call, from 0 to the largest map value among them, so
     # that a barely trained model's faint maps stay readable and images stay comparable.
-    vmax = max(float(result.maps.max()), 1e-6)
-    rows = []
-    labels = decisions(result.scores, threshold)
-    for (path, stem), framed, score, decision in zip(named, result.maps, result.scores, labels, strict=True):
+    vmax = max(float(maps.max()), 1e-6)
+    rows, regions = [], {}
+    for index, (path, stem) in enumerate(named):
         image = read_image(path)
-        anomaly_map = resize_map(framed, image.shape[:2]).astype(np.float32)
-        np.save(out / f"{stem}.npy", anomaly_map)
-        heat = overlay(image, anomaly_map, vmin=0.0, vmax=vmax)
-        side_by_side = np.concatenate([to_display(image), heat], axis=1)
-        write_image(out / f"{stem}_heatmap.png", side_by_side)
-        rows.append({"file": str(path), "score": float(score), "threshold": "" if threshold is None else threshold,
-                     "decision": decision, "map": f"{stem}.npy", "heatmap": f"{stem}_heatmap.png"})
+        prediction = predictions_from_network(
+            maps[index:index + 1], None if model_scores is None else model_scores[index:index + 1],
+            backend.transform, backend.score_rule, threshold, [image.shape], region_threshold, min_area)[0]
+        rows.append(write_prediction(out, path, stem, image, prediction, vmax))
+        regions[stem] = {"file": str(path), "regions": [region.to_dict() for region in prediction.regions]}
     with open(out / SCORES_FILE, "w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+    (out / REGIONS_FILE).write_text(json.dumps(regions, indent=1) + "\n")
     return rows
+
+
+def write_prediction(out: Path, path: Path, stem: str, image: np.ndarray, prediction: Prediction,
+                     vmax: float) -> dict:
+    """Write one image's ``STEM.npy`` and ``STEM_heatmap.png``; return its row of ``scores.csv``."""
+    np.save(out / f"{stem}.npy", prediction.anomaly_map)
+    heat = overlay(image, prediction.anomaly_map, vmin=0.0, vmax=vmax)
+    write_image(out / f"{stem}_heatmap.png", np.concatenate([to_display(image), heat], axis=1))
+    return {"file": str(path), "score": prediction.score,
+            "threshold": "" if prediction.threshold is None else prediction.threshold,
+            "decision": prediction.decision, "regions": len(prediction.regions), "map": f"{stem}.npy",
+            "heatmap": f"{stem}_heatmap.png"}

@@ -115,6 +115,11 @@ class Scorer:
         self.batch_size = check_range("batch_size", batch_size, 1, 1 << 16)
 
     @property
+    def threshold(self) -> float | None:
+        """The decision threshold ``nsad train`` calibrated, or None."""
+        return self.metadata.threshold
+
+    @property
     def normalization(self) -> str:
         """How test images are normalised for this run's network (``imagenet`` or ``unit``)."""
         return self.model.normalization

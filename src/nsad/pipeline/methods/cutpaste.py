@@ -25,7 +25,7 @@ stride ``stride_px`` (default 16 px at 256, not the paper's 4, which costs 16 ti
 ``--option stride_px=4`` for the paper's grid), a second Gaussian density is fitted on the patch
 embeddings of the training images, and each patch's Mahalanobis distance is spread over the pixels
 it covers and smoothed with a Gaussian (``sigma_px``, 4 px at 256)
-(:func:`~nsad.models.cutpaste.patch_anomaly_map`). The maximum of that map is the patch model's
+(:func:`~nsad.postprocess.patch_anomaly_map`). The maximum of that map is the patch model's
 image score (Fig. 1, "max-pooled"): ``--score-rule max`` gives it.
 
 Both densities are written to ``density.safetensors`` beside the weights.
@@ -34,7 +34,7 @@ Both densities are written to ``density.safetensors`` beside the weights.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -59,10 +59,9 @@ from nsad.models.cutpaste import (
     EMBEDDING_LAYERS,
     CutPasteModule,
     CutPasteNet,
-    GaussianDensity,
     embed_patches,
-    patch_anomaly_map,
 )
+from nsad.models.density import GaussianDensity
 from nsad.models.runfile import LoadedRun, RunFormatError, write_atomic
 from nsad.pipeline.datasets import TestImages
 from nsad.pipeline.methods._base import (
@@ -73,6 +72,7 @@ from nsad.pipeline.methods._base import (
     check_positive,
     check_text,
 )
+from nsad.postprocess import cutpaste_maps_and_scores
 from nsad.synth.cutpaste import CutPaste, CutPasteScar
 
 DENSITY_NAME = "density.safetensors"
@@ -215,6 +215,20 @@ class CutPasteTrainingSet(Dataset):
         return {"image": torch.from_numpy(np.stack(tensors)), "target": torch.arange(len(views))}
 
 
+class BalancedCutPasteModule(CutPasteModule):
+    """:class:`~nsad.models.cutpaste.CutPasteModule` on batches of balanced items.
+
+    A batch of :class:`CutPasteTrainingSet` items, (B, K, C, h, w) images and (B, K) targets, is
+    flattened to B*K examples before the cross-entropy.
+    """
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Flatten the class axis into the batch."""
+        if isinstance(batch, Mapping) and batch["image"].ndim == 5:
+            return {"image": batch["image"].flatten(0, 1), "target": batch["target"].flatten()}
+        return batch
+
+
 def _embedder(net: CutPasteNet, layer: str) -> partial:
     return partial(net.embed, layer=layer)
 
@@ -352,10 +366,10 @@ class CutPasteMethod(Method):
         """``batch_size // classes`` items, about ``batch_size`` examples per step."""
         return max(1, setup.batch_size // len(self.classes))
 
-    def module(self, setup: TrainSetup) -> CutPasteModule:
-        """CutPaste's classifier and its SGD settings (it flattens the balanced items into examples)."""
+    def module(self, setup: TrainSetup) -> BalancedCutPasteModule:
+        """CutPaste's classifier and its SGD settings."""
         options = self.options(setup.options)
-        return CutPasteModule(
+        return BalancedCutPasteModule(
             num_classes=len(self.classes),
             in_channels=setup.preset.channels,
             lr=options.lr,
@@ -364,7 +378,7 @@ class CutPasteMethod(Method):
             embedding_layer=options.layer,
         )
 
-    def finish(self, module: CutPasteModule, setup: TrainSetup, out: Path) -> dict[str, Any]:
+    def finish(self, module: BalancedCutPasteModule, setup: TrainSetup, out: Path) -> dict[str, Any]:
         """Fit and save the densities; return the scoring options."""
         options = self.options(setup.options)
         scoring = CutPasteScoring.for_setup(options, setup.transform)
@@ -387,7 +401,11 @@ class CutPasteMethod(Method):
 
 
 class CutPasteScorer:
-    """A CutPaste run as a scorer: patch maps, and the image density's Mahalanobis distance as image score."""
+    """A CutPaste run as a scorer: patch maps, and the image density's Mahalanobis distance as image score.
+
+    The network gives the embeddings; the distances and the patch map are the deployment
+    runtime's code (:func:`~nsad.postprocess.cutpaste_maps_and_scores`), so both agree.
+    """
 
     image_level = True
 
@@ -400,20 +418,20 @@ class CutPasteScorer:
             raise RunFormatError(f"{str(run.folder / 'run.json')!r}: model_options: {error}") from error
         self.net = run.net.eval()
         image, patch = load_densities(run.folder)
-        self.image_density, self.patch_density = image.to(device), patch.to(device)
+        self.densities = {name: (density.mean.cpu().numpy(), density.precision.cpu().numpy())
+                          for name, density in (("image", image), ("patch", patch))}
         unit = run.metadata.preset_values.get("normalization") == "unit"
         self.normalization = "unit" if unit else "imagenet"
 
+    def embeddings(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, D) image embeddings and (B, nh, nw, D) patch-grid embeddings of normalised images."""
+        embed = _embedder(self.net, self.scoring.layer)
+        return embed(images), embed_patches(embed, images, self.scoring.patch_px, self.scoring.stride_px)
+
     def __call__(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, h, w) patch maps and (B,) image Mahalanobis distances of normalised images."""
-        embed = _embedder(self.net, self.scoring.layer)
-        scores = self.image_density.score(embed(images))
-        patches = embed_patches(embed, images, self.scoring.patch_px, self.scoring.stride_px)
-        maps = patch_anomaly_map(
-            self.patch_density.score(patches),
-            tuple(images.shape[-2:]),
-            self.scoring.patch_px,
-            self.scoring.stride_px,
-            self.scoring.sigma_px,
-        )
-        return torch.from_numpy(maps), scores
+        image_embeddings, patch_embeddings = (e.double().cpu().numpy() for e in self.embeddings(images))
+        maps, scores = cutpaste_maps_and_scores(image_embeddings, patch_embeddings, self.densities,
+                                                tuple(images.shape[-2:]), self.scoring.patch_px,
+                                                self.scoring.stride_px, self.scoring.sigma_px)
+        return torch.from_numpy(maps), torch.from_numpy(scores)
