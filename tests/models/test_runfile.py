@@ -257,3 +257,23 @@ def test_version_1_files_are_read_as_anomaly_net_runs(run, trained_net):
         load_run(run)
     with pytest.raises(ValueError, match=r"format_version 1 holds anomaly-net runs"):
         loaded.metadata.replace(model_options={"sigma_px": 4.0})
+
+
+def test_normalization_is_read_from_mean_and_std():
+    assert make_metadata().normalization == "imagenet"
+    assert make_metadata(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)).normalization == "unit"
+    gray = make_metadata(net_config=NetConfig(in_channels=1), mean=(0.0,), std=(1.0,))
+    assert gray.normalization == "unit"
+    # run.json decides, not the preset's record of it
+    assert make_metadata(preset_values={"normalization": "unit"}).normalization == "imagenet"
+    assert RunMetadata.from_dict(json.loads(json.dumps(make_metadata().to_dict()))).normalization == "imagenet"
+    with pytest.raises(ValueError, match=r"mean \[0.5, 0.5, 0.5\] and std \[0.5, 0.5, 0.5\] are neither"):
+        _ = make_metadata(mean=(0.5,) * 3, std=(0.5,) * 3).normalization
+    with pytest.raises(ValueError, match="neither ImageNet's statistics"):
+        _ = make_metadata(net_config=NetConfig(in_channels=1), mean=(0.485,), std=(0.229,)).normalization
+
+
+def test_a_loaded_run_names_run_json_when_its_normalisation_is_unknown(tmp_path, trained_net):
+    folder = save_run(tmp_path / "odd", trained_net, make_metadata(mean=(0.5,) * 3, std=(0.5,) * 3))
+    with pytest.raises(RunFormatError, match=r"odd/run.json'.*are neither ImageNet's statistics"):
+        _ = load_run(folder).normalization

@@ -35,6 +35,7 @@ from torch import nn
 
 import nsad
 from nsad._checks import check_choice
+from nsad.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from nsad.models.cutpaste import CutPasteConfig, CutPasteNet
 from nsad.models.net import LABEL_KINDS, AnomalyNet, NetConfig
 from nsad.models.ssae import SSAEConfig, SSAENet
@@ -191,6 +192,30 @@ class RunMetadata:
     def in_channels(self) -> int:
         """Number of image channels the network takes."""
         return self.net.in_channels
+
+    @property
+    def normalization(self) -> str:
+        """How test images are normalised for the network, read from ``mean`` and ``std``.
+
+        ``imagenet`` for ImageNet's RGB statistics (:data:`~nsad.data.transforms.IMAGENET_MEAN`,
+        :data:`~nsad.data.transforms.IMAGENET_STD`), ``unit`` for mean 0 and standard deviation 1
+        per channel (the [0, 1] intensities as they are): the two that ``nsad train`` writes.
+
+        Raises:
+            ValueError: for other statistics (the message gives them and the accepted ones).
+        """
+        channels = self.net.in_channels
+        if self.mean == (0.0,) * channels and self.std == (1.0,) * channels:
+            return "unit"
+        if channels == 3 and all(
+            math.isclose(value, float(reference), rel_tol=0, abs_tol=1e-7)
+            for value, reference in zip((*self.mean, *self.std), (*IMAGENET_MEAN, *IMAGENET_STD), strict=True)
+        ):
+            return "imagenet"
+        raise ValueError(
+            f"mean {list(self.mean)} and std {list(self.std)} are neither ImageNet's statistics "
+            f"({IMAGENET_MEAN.tolist()}, {IMAGENET_STD.tolist()}) nor 0 and 1 per channel"
+        )
 
     def replace(self, **changes: Any) -> RunMetadata:
         """Return a copy with ``changes`` applied (validated like a new instance)."""
@@ -355,6 +380,18 @@ class LoadedRun:
     net: nn.Module
     metadata: RunMetadata
     folder: Path
+
+    @property
+    def normalization(self) -> str:
+        """How test images are normalised for the network: ``run.json``'s (:attr:`RunMetadata.normalization`).
+
+        Raises:
+            RunFormatError: naming ``run.json`` when its ``mean`` and ``std`` are neither ImageNet's nor 0 and 1.
+        """
+        try:
+            return self.metadata.normalization
+        except ValueError as error:
+            raise RunFormatError(f"{str(self.folder / METADATA_NAME)!r}: {error}") from error
 
 
 def load_run(folder: str | Path, device: str | torch.device = "cpu") -> LoadedRun:

@@ -65,8 +65,7 @@ class SegmentationModel:
 
     def __init__(self, run: LoadedRun) -> None:
         self.net = run.net.eval()
-        unit = run.metadata.preset_values.get("normalization") == "unit"
-        self.normalization = "unit" if unit else "imagenet"
+        self.normalization = run.normalization
 
     def __call__(self, images: torch.Tensor) -> tuple[torch.Tensor, None]:
         """AnomalyNet's (B, H, W) maps; no image scores."""

@@ -420,8 +420,7 @@ class CutPasteScorer:
         image, patch = load_densities(run.folder)
         self.densities = {name: (density.mean.cpu().numpy(), density.precision.cpu().numpy())
                           for name, density in (("image", image), ("patch", patch))}
-        unit = run.metadata.preset_values.get("normalization") == "unit"
-        self.normalization = "unit" if unit else "imagenet"
+        self.normalization = run.normalization
 
     def embeddings(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, D) image embeddings and (B, nh, nw, D) patch-grid embeddings of normalised images."""

@@ -207,7 +207,6 @@ class SSAEScorer:
     """An SSAE run as a scorer: the smoothed reconstruction error of [0, 1] images."""
 
     image_level = False
-    normalization = "unit"
 
     def __init__(self, run: LoadedRun, device: torch.device) -> None:
         sigma = run.metadata.model_options.get("sigma_px")
@@ -218,6 +217,7 @@ class SSAEScorer:
             )
         self.sigma_px = float(sigma)
         self.net = run.net.eval()
+        self.normalization = run.normalization  # [0, 1] images: nsad train writes mean 0 and std 1
 
     def __call__(self, images: torch.Tensor) -> tuple[torch.Tensor, None]:
         """(B, h, w) heatmaps (Bauer 2022, Sec. 3.1); no image-level score of its own."""
