@@ -123,8 +123,9 @@ def test_mean_sem_values():
     result = mean_sem([0.97, 0.98, 0.99])
     assert result.mean == pytest.approx(0.98, abs=1e-15) and result.n == 3
     assert result.sem == pytest.approx(0.01 / math.sqrt(3), abs=1e-15)
+    assert result.std == pytest.approx(0.01, abs=1e-15)
     single = mean_sem([0.5])
-    assert single.mean == 0.5 and math.isnan(single.sem) and single.n == 1
+    assert single.mean == 0.5 and math.isnan(single.sem) and math.isnan(single.std) and single.n == 1
     with pytest.raises(ValueError, match=r"values must be a non-empty 1-D sequence, got shape \(0,\)"):
         mean_sem([])
 
@@ -178,6 +179,21 @@ def test_seed_aggregation_rejects_inconsistent_runs():
         category_table({})
     with pytest.raises(ValueError, match="table is empty"):
         format_table({})
+
+
+def test_standard_deviation_matches_pandas_std_and_formats_beside_the_error():
+    # pandas' Series.std (what the NSA authors' notebook uses) is the sample deviation, ddof = 1.
+    values = [0.977, 0.981, 0.969, 0.975, 0.985]
+    result = mean_sem(values)
+    expected = math.sqrt(sum((v - sum(values) / 5) ** 2 for v in values) / 4)
+    assert result.std == pytest.approx(expected, rel=1e-12)
+    assert result.sem == pytest.approx(expected / math.sqrt(5), rel=1e-12)
+    assert result.format(spread="std") == f"97.7 ± {100 * expected:.1f}"
+    assert result.format(spread="std+sem") == f"97.7 ± {100 * expected:.1f} (se {100 * expected / math.sqrt(5):.1f})"
+    assert mean_sem([0.5]).format(spread="std+sem") == "50.0 ± n/a"
+    assert "97.7 ± 0.6 (se 0.3)" in format_table({"all": {"image_auroc": result}}, spread="std+sem")
+    with pytest.raises(ValueError, match="unknown spread 'var'"):
+        result.format(spread="var")
 
 
 def test_mean_sem_format_method():

@@ -52,7 +52,7 @@ def test_every_method_and_seed_is_trained_and_evaluated(comparison):
         "model_options"]["stride_px"] == 8
 
 
-def test_table_gives_mean_and_standard_error_over_seeds(comparison):
+def test_table_gives_mean_standard_deviation_and_standard_error_over_seeds(comparison):
     rows = list(csv.DictReader(open(comparison / "comparison.csv")))
     assert [row["method"] for row in rows] == list(METHODS) and {row["seeds"] for row in rows} == {"2"}
     for row in rows:
@@ -60,15 +60,19 @@ def test_table_gives_mean_and_standard_error_over_seeds(comparison):
         for key in ("image_auroc", "pixel_auroc", "aupro"):
             per_seed = [json.loads((run_folder(comparison, method, seed) / "metrics.json").read_text())
                         ["metrics"][key] for seed in (0, 1)]
-            mean, spread = sum(per_seed) / 2, abs(per_seed[0] - per_seed[1]) / 2  # sem of two values
+            mean, sem = sum(per_seed) / 2, abs(per_seed[0] - per_seed[1]) / 2  # sem of two values
+            std = abs(per_seed[0] - per_seed[1]) / 2**0.5                     # sample std (ddof 1) of two values
             assert float(row[f"{key}_mean"]) == pytest.approx(mean, abs=1e-6)
-            assert float(row[f"{key}_sem"]) == pytest.approx(spread, abs=1e-6)
+            assert float(row[f"{key}_std"]) == pytest.approx(std, abs=1e-6)
+            assert float(row[f"{key}_sem"]) == pytest.approx(sem, abs=1e-6)
     assert rows[0]["score_rule"] == "density" and rows[1]["score_rule"] == "area:4"
     table = (comparison / "comparison.md").read_text()
     assert "| method | image AUROC | pixel AUROC | AU-PRO | training (min/run) | image score |" in table
-    assert "image size 64, 1 epochs" in table and "seeds 0, 1" in table
+    assert "image size 64, 1 epochs" in table and "variant paper; seeds 0, 1" in table
+    assert "Mean ± standard deviation over the seeds (ddof 1), the standard error in brackets (se)" in table
     for row in rows:
-        cell = f"{100 * float(row['image_auroc_mean']):.1f} ± {100 * float(row['image_auroc_sem']):.1f}"
+        cell = (f"{100 * float(row['image_auroc_mean']):.1f} ± {100 * float(row['image_auroc_std']):.1f} "
+                f"(se {100 * float(row['image_auroc_sem']):.1f})")
         assert f"| {row['method']} | {cell} |" in table
 
 

@@ -35,6 +35,7 @@ def test_training_writes_a_complete_run(bottle_run):
     assert meta.training["train_images"] == 188 and meta.training["holdout_images"] == 21
     assert meta.threshold is not None and 0 < meta.threshold < 1
     assert meta.training["steps"] == 6  # 188 examples in batches of 32
+    assert meta.training["variant"] == "paper" and meta.net.decoder == "nsad"  # the default variant
     assert list(csv.DictReader(open(bottle_run / "logs" / "version_0" / "metrics.csv")))
 
 

@@ -29,7 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train and evaluate several methods x seeds, write a table and heatmaps",
         description=f"Train every --methods x --seeds under the same settings into OUT/METHOD/seedK, "
         f"evaluate each on the test images, and write OUT/{TABLE_MD} and OUT/{TABLE_CSV} (image AUROC, pixel "
-        f"AUROC, AU-PRO as mean ± standard error over the seeds, one row per method) and "
+        f"AUROC, AU-PRO as mean ± standard deviation over the seeds with the standard error beside it, one row per "
+        f"method) and "
         f"OUT/{FIGURE} (one row of heatmaps per method on the same test images). Finished runs are "
         f"kept: run it again to continue an interrupted comparison.",
     )

@@ -16,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "evaluate", help="score a run's test set with MVTec AD's metrics",
         description=f"Score the labelled test images with each --run and write RUN/{METRICS_FILE}: image AUROC, "
                     "pixel AUROC, AU-PRO up to FPR 0.3 and F1-max, overall and per defect type. Several runs "
-                    "(e.g. seeds) also print mean ± standard error.")
+                    "(e.g. seeds) also print mean ± standard deviation over the runs, the standard error beside it.")
     parser.add_argument("--run", dest="runs", required=True, action="append", type=Path,
                         help="run folder (repeatable)")
     parser.add_argument("--data", type=Path, help="test data (default: the data the run was trained on)")
@@ -38,6 +38,6 @@ def run(args: argparse.Namespace) -> int:
         print(format_table(table, row_header="defect type"))
     if len(reports) > 1:
         summary = {column: mean_sem([r["metrics"].get(column, float("nan")) for r in reports]) for column in COLUMNS}
-        print(f"\nmean ± standard error over {len(reports)} runs")
-        print(format_table({"all": summary}, row_header="runs"))
+        print(f"\nmean ± standard deviation over {len(reports)} runs (ddof 1; se: standard error)")
+        print(format_table({"all": summary}, row_header="runs", spread="std+sem"))
     return 0

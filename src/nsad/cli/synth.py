@@ -12,9 +12,12 @@ from nsad.data.io import normal_image_paths, read_image, write_image
 from nsad.synth import TASKS, SynthDataset, get_preset, get_task
 from nsad.synth._blend import BLEND_BACKENDS
 from nsad.synth.presets import PRESET_NAMES
+from nsad.variants import DEFAULT_VARIANT, VARIANTS
 from nsad.viz import grid, overlay, to_display
 
 GALLERY_ROWS = 8
+NSA_TASKS = ("nsa-logistic", "nsa-binary", "nsa-continuous", "cutpaste-nsa")
+"""Tasks made by :class:`nsad.synth.NSA`, the ones with an ``authors`` variant."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,6 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--ellipses", type=int, default=0,
                         help="NSA/FPI/PII: shape patches as a union of this many random ellipses (default: 0, "
                              "rectangles)")
+    parser.add_argument("--variant", choices=VARIANTS, default=DEFAULT_VARIANT,
+                        help="NSA tasks: paper (the paper's text) or authors (the NSA authors' code: half-size resize "
+                             f"clip, their object tests and label region) (default: {DEFAULT_VARIANT})")
     parser.set_defaults(handler=run)
 
 
@@ -59,6 +65,11 @@ def run(args: argparse.Namespace) -> int:
     options = {"backend": args.backend} if args.backend else {}
     if args.ellipses:
         options["ellipses"] = args.ellipses
+    if args.variant != DEFAULT_VARIANT:
+        if args.task not in NSA_TASKS:
+            raise ValueError(f"--variant {args.variant} is the NSA authors' code for the tasks {', '.join(NSA_TASKS)}; "
+                             f"task {args.task!r} has only variant {DEFAULT_VARIANT!r}")
+        options["variant"] = args.variant
     task = get_task(args.task, get_preset(args.preset), **options)
     dataset = SynthDataset(images, task, seed=args.seed, length=args.count)
     dataset.example(0)  # fail on bad settings (e.g. images too small) before creating anything
@@ -78,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
                 gallery_rows.append([to_display(images[dest]), to_display(synth.image),
                                      overlay(np.zeros_like(synth.image), synth.label, vmax=vmax, opacity=1.0),
                                      overlay(synth.image, synth.label, vmax=vmax)])
-    write_image(args.out / "gallery.png", grid(gallery_rows, titles=("normal", "synthetic", "label (to its max)", "overlay")))
+    titles = ("normal", "synthetic", "label (to its max)", "overlay")
+    write_image(args.out / "gallery.png", grid(gallery_rows, titles=titles))
     print(f"wrote {args.count} {args.task} examples from {len(paths)} images to {args.out} "
           f"(gallery: {args.out / 'gallery.png'})")
     return 0

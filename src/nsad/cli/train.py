@@ -13,6 +13,11 @@ from nsad.pipeline._runfolder import CONFIG_FILE, RUNTIME_SETTINGS
 from nsad.pipeline.methods import METHODS
 from nsad.pipeline.train import ALL_METHODS, TrainConfig, train
 from nsad.synth.presets import PRESET_NAMES
+from nsad.variants import DEFAULT_VARIANT, VARIANTS
+
+VARIANT_HELP = ("paper: the NSA paper's text; authors: the NSA authors' published code (half-size resize clip, "
+                "their object tests and label region, nearest-neighbour rotation with black fill, vertical flips of "
+                "textures, their decoder, the learning rate stepped per epoch)")
 
 METHOD_HELP = ("nsa-logistic (the paper's best), nsa-binary, nsa-continuous, cutpaste-e2e, fpi, pii: the "
                "NSA paper's encoder-decoder on each synthetic task; cutpaste-3way, cutpaste-binary, "
@@ -42,6 +47,8 @@ def parse_options(items: Sequence[str] | None) -> dict[str, Any]:
 
 def add_training_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by ``train`` and ``compare``."""
+    parser.add_argument("--variant", choices=VARIANTS, default=DEFAULT_VARIANT,
+                        help=f"NSA methods: {VARIANT_HELP} (default: {DEFAULT_VARIANT})")
     parser.add_argument("--category", help="category folder inside --data (also picks the preset mvtec/NAME)")
     parser.add_argument("--preset", choices=PRESET_NAMES, metavar="PRESET",
                         help=f"per-class settings: {', '.join(PRESET_NAMES)} (default: mvtec/CATEGORY if it "
@@ -112,7 +119,8 @@ def config_from_args(args: argparse.Namespace, **overrides: object) -> TrainConf
                   max_minutes=args.max_minutes,
                   resume=getattr(args, "resume", False), progress=not args.no_progress,
                   options=parse_options(getattr(args, "option", None)),
-                  synth_device="batch" if getattr(args, "synth_on_device", False) else "cpu")
+                  synth_device="batch" if getattr(args, "synth_on_device", False) else "cpu",
+                  variant=args.variant)
     values.update(overrides)
     return TrainConfig(**values)
 

@@ -26,6 +26,9 @@ Choices the paper leaves open, made here:
 - Rotation is about the centre of the resized image, bilinear, with ``cv2.BORDER_REFLECT_101``
   (mirrored pixels, not black corners, where the rotated image does not cover the window), and
   rotation, centre crop and random crop are one ``cv2.warpAffine``: a single interpolation.
+
+``TransformConfig(variant="authors")`` follows the authors' code instead (see :mod:`nsad.variants`):
+nearest-neighbour rotation with black corners, and a random vertical flip of texture crops.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import cv2
 import numpy as np
 
 from nsad._checks import check_choice, check_image, check_range
+from nsad.variants import DEFAULT_VARIANT, Variant, check_variant
 
 Kind = Literal["object", "texture", "xray"]
 KINDS: tuple[str, ...] = ("object", "texture", "xray")
@@ -74,6 +78,8 @@ class TransformConfig:
         rotation_deg: largest rotation, in degrees, for objects and X-ray (paper: 5 for four
             classes, 3 for chest X-ray, else 0). Textures are never rotated.
         grayscale: convert RGB images to one channel first (chest X-ray).
+        variant: ``paper`` or ``authors`` (nearest-neighbour rotation with black fill, vertical
+            flips of textures; :mod:`nsad.variants`). Training only: the test transform is the same.
     """
 
     kind: Kind = "object"
@@ -83,9 +89,11 @@ class TransformConfig:
     texture_resize: int = PAPER_TEXTURE_RESIZE
     rotation_deg: float = 0.0
     grayscale: bool = False
+    variant: Variant = DEFAULT_VARIANT
 
     def __post_init__(self) -> None:
         check_choice("transform kind", self.kind, KINDS)
+        check_variant(self.variant)
         for name in ("resize", "crop", "pre_crop", "texture_resize"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -102,7 +110,7 @@ class TransformConfig:
 
     @classmethod
     def for_size(cls, kind: Kind = "object", image_size: int = PAPER_RESIZE, *, rotation_deg: float = 0.0,
-                 grayscale: bool = False) -> TransformConfig:
+                 grayscale: bool = False, variant: Variant = DEFAULT_VARIANT) -> TransformConfig:
         """Scale the paper's sizes (256, 224, 230, 264) to ``resize = image_size``, rounding each.
 
         Example:
@@ -118,10 +126,11 @@ class TransformConfig:
         scale = image_size / PAPER_RESIZE
         return cls(kind=kind, resize=int(image_size), crop=round(PAPER_CROP * scale),
                    pre_crop=round(PAPER_PRE_CROP * scale), texture_resize=round(PAPER_TEXTURE_RESIZE * scale),
-                   rotation_deg=rotation_deg, grayscale=grayscale)
+                   rotation_deg=rotation_deg, grayscale=grayscale, variant=variant)
 
     @classmethod
-    def from_preset(cls, preset: _PresetLike, image_size: int = PAPER_RESIZE) -> TransformConfig:
+    def from_preset(cls, preset: _PresetLike, image_size: int = PAPER_RESIZE,
+                    variant: Variant = DEFAULT_VARIANT) -> TransformConfig:
         """The transforms of an NSA preset (its ``kind``, ``rotation_deg`` and ``channels``).
 
         ``grayscale`` is set when the preset's model takes one channel (chest X-ray).
@@ -130,7 +139,7 @@ class TransformConfig:
             ValueError: as for :meth:`for_size`.
         """
         return cls.for_size(preset.kind, image_size, rotation_deg=preset.rotation_deg,  # type: ignore[arg-type]
-                            grayscale=preset.channels == 1)
+                            grayscale=preset.channels == 1, variant=variant)
 
     @property
     def input_size(self) -> int:
@@ -151,6 +160,9 @@ class Geometry:
         top: first row of the window, in ``[0, resize - crop]``.
         left: first column of the window, in ``[0, resize - crop]``.
         angle_deg: rotation in degrees, counter-clockwise in the displayed image.
+        nearest_black: rotate with nearest-neighbour sampling and black fill (the authors'
+            torchvision ``RandomRotation``) instead of bilinear sampling and mirrored borders.
+        flip: flip the window upside down at the end (the authors' vertical flip of textures).
     """
 
     resize: int
@@ -158,6 +170,8 @@ class Geometry:
     top: int
     left: int
     angle_deg: float = 0.0
+    nearest_black: bool = False
+    flip: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= self.crop <= self.resize:
@@ -173,7 +187,8 @@ def sample_train_geometry(rng: np.random.Generator, config: TransformConfig) -> 
     Objects and X-ray: ``angle ~ U(-rotation_deg, rotation_deg)`` (not drawn when the range is 0),
     then the offset of a ``crop`` window inside the centred ``pre_crop`` square, uniform over the
     ``pre_crop - crop + 1`` positions per axis. Textures: the offset of a ``resize`` window inside
-    the ``texture_resize`` image, uniform likewise.
+    the ``texture_resize`` image, uniform likewise. The authors' variant then draws a fair coin
+    for a vertical flip of textures and rotates objects with nearest neighbours and black fill.
 
     Args:
         rng: the random source.
@@ -181,16 +196,18 @@ def sample_train_geometry(rng: np.random.Generator, config: TransformConfig) -> 
 
     Example:
         >>> sample_train_geometry(np.random.default_rng(0), TransformConfig(rotation_deg=5.0))
-        Geometry(resize=256, crop=224, top=16, left=14, angle_deg=1.3696...)
+        Geometry(resize=256, crop=224, top=16, left=14, angle_deg=1.3696..., nearest_black=False, flip=False)
     """
+    authors = config.variant == "authors"
     if config.kind == "texture":
         span = config.texture_resize - config.resize + 1
         top, left = (int(v) for v in rng.integers(0, span, size=2))
-        return Geometry(config.texture_resize, config.resize, top, left, 0.0)
+        flip = authors and bool(rng.integers(2))
+        return Geometry(config.texture_resize, config.resize, top, left, 0.0, flip=flip)
     angle = float(rng.uniform(-config.rotation_deg, config.rotation_deg)) if config.rotation_deg > 0 else 0.0
     margin = (config.resize - config.pre_crop) // 2
     top, left = (margin + int(v) for v in rng.integers(0, config.pre_crop - config.crop + 1, size=2))
-    return Geometry(config.resize, config.crop, top, left, angle)
+    return Geometry(config.resize, config.crop, top, left, angle, nearest_black=authors)
 
 
 def test_geometry(config: TransformConfig) -> Geometry:
@@ -201,7 +218,7 @@ def test_geometry(config: TransformConfig) -> Geometry:
 
     Example:
         >>> test_geometry(TransformConfig())
-        Geometry(resize=256, crop=224, top=16, left=16, angle_deg=0.0)
+        Geometry(resize=256, crop=224, top=16, left=16, angle_deg=0.0, nearest_black=False, flip=False)
     """
     if config.kind == "texture":
         return Geometry(config.resize, config.resize, 0, 0, 0.0)
@@ -252,8 +269,11 @@ def apply_geometry(image: np.ndarray, geometry: Geometry,
         centre = ((g.resize - 1) / 2.0, (g.resize - 1) / 2.0)  # pixel-centre convention of OpenCV
         matrix = cv2.getRotationMatrix2D(centre, g.angle_deg, 1.0)
         matrix[:, 2] -= (g.left, g.top)
-        flags = cv2.INTER_LINEAR if interpolation == "linear" else cv2.INTER_NEAREST
-        out = cv2.warpAffine(out, matrix, (g.crop, g.crop), flags=flags, borderMode=cv2.BORDER_REFLECT_101)
+        flags = cv2.INTER_LINEAR if interpolation == "linear" and not g.nearest_black else cv2.INTER_NEAREST
+        border = cv2.BORDER_CONSTANT if g.nearest_black else cv2.BORDER_REFLECT_101
+        out = cv2.warpAffine(out, matrix, (g.crop, g.crop), flags=flags, borderMode=border, borderValue=0)
+    if g.flip:
+        out = out[::-1]
     if image.ndim == 3 and out.ndim == 2:
         out = out[:, :, None]
     return np.ascontiguousarray(out)

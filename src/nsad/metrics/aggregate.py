@@ -1,8 +1,11 @@
-"""All metrics in one call, per-defect-type rows, and mean ± standard error over seeds.
+"""All metrics in one call, per-defect-type rows, and mean, standard deviation and standard error over seeds.
 
-The NSA paper (Schlüter et al., ECCV 2022, Sec. 4) reports each number as the mean and the
-standard error over 5 seeds, per MVTec AD category and averaged over categories; MVTec-style
-per-defect-type rows compare one defect type's images with all normal images.
+The NSA paper (Schlüter et al., ECCV 2022, Sec. 4) writes that each number is the mean and the
+standard error over 5 seeds, per MVTec AD category and averaged over categories; the authors'
+evaluation code computes the ± as the standard deviation over the seeds (pandas' ``std``,
+``ddof=1``). :class:`MeanSem` keeps both, so tables can show the standard deviation as the
+authors did and the standard error beside it. MVTec-style per-defect-type rows compare one defect
+type's images with all normal images.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nsad._checks import check_choice
 from nsad.metrics._ranked import check_pixels, rank_images, rank_scores
 from nsad.metrics._validate import as_array, check_fraction, check_ndim
 from nsad.metrics.aupro import aupro_from_ranked
@@ -131,27 +135,46 @@ def evaluate_by_defect_type(scores: object, defect_types: Sequence[str], anomaly
     return table
 
 
+SPREADS = ("sem", "std", "std+sem")
+"""What a formatted ``±`` shows: the standard error, the standard deviation, or the deviation with the error beside."""
+
+
 @dataclass(frozen=True)
 class MeanSem:
-    """Mean and standard error of the mean of one metric over runs (e.g. seeds).
+    """Mean, standard error of the mean and standard deviation of one metric over runs (e.g. seeds).
 
     Attributes:
         mean: arithmetic mean.
-        sem: ``std(ddof=1) / sqrt(n)``; NaN when ``n == 1`` (one run has no spread estimate).
+        sem: ``std / sqrt(n)``; NaN when ``n == 1`` (one run has no spread estimate).
         n: number of runs.
+        std: sample standard deviation (``ddof=1``, as pandas' ``std``); NaN when ``n == 1``.
     """
 
     mean: float
     sem: float
     n: int
+    std: float = float("nan")
 
-    def format(self, scale: float = 100.0, digits: int = 1) -> str:
-        """``"97.7 ± 0.3"``: see :func:`format_mean_sem`."""
-        return format_mean_sem(self.mean, self.sem, scale=scale, digits=digits)
+    def format(self, scale: float = 100.0, digits: int = 1, spread: str = "sem") -> str:
+        """Format as ``"97.7 ± 0.3"``, the ± being ``spread``: see :data:`SPREADS`.
+
+        ``sem``: the standard error; ``std``: the standard deviation; ``std+sem``: the deviation
+        with the error beside, ``"97.7 ± 0.5 (se 0.3)"``.
+
+        Raises:
+            ValueError: for another ``spread``.
+        """
+        check_choice("spread", spread, SPREADS)
+        if spread == "sem":
+            return format_mean_sem(self.mean, self.sem, scale=scale, digits=digits)
+        text = format_mean_sem(self.mean, self.std, scale=scale, digits=digits)
+        if spread == "std" or math.isnan(self.mean) or math.isnan(self.sem):
+            return text
+        return f"{text} (se {self.sem * scale:.{digits}f})"
 
 
 def mean_sem(values: Sequence[float]) -> MeanSem:
-    """Mean and standard error ``s / sqrt(n)``, ``s`` the sample standard deviation (ddof = 1).
+    """Mean, standard error ``s / sqrt(n)`` and ``s``, the sample standard deviation (ddof = 1).
 
     Args:
         values: one value per run, at least one; a NaN makes mean and sem NaN.
@@ -163,16 +186,17 @@ def mean_sem(values: Sequence[float]) -> MeanSem:
         ValueError: if ``values`` is empty or not 1-D.
 
     Example:
-        >>> mean_sem([0.97, 0.98, 0.99])
-        MeanSem(mean=0.98, sem=0.005773502691896263, n=3)
+        >>> m = mean_sem([0.97, 0.98, 0.99])
+        >>> round(m.mean, 12), round(m.std, 12), round(m.sem, 12), m.n
+        (0.98, 0.01, 0.005773502692, 3)
     """
     array = np.asarray(values, dtype=np.float64)
     if array.ndim != 1 or array.size == 0:
         raise ValueError(f"values must be a non-empty 1-D sequence, got shape {array.shape}")
     n = int(array.size)
     mean = float(np.mean(array))
-    sem = float(np.std(array, ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
-    return MeanSem(mean=mean, sem=sem, n=n)
+    std = float(np.std(array, ddof=1)) if n > 1 else float("nan")
+    return MeanSem(mean=mean, sem=std / math.sqrt(n), n=n, std=std)
 
 
 def format_mean_sem(mean: float, sem: float, *, scale: float = 100.0, digits: int = 1) -> str:
@@ -241,10 +265,11 @@ def category_table(results: Mapping[str, Sequence[Mapping[str, float]]]) -> dict
 
 
 def format_table(table: Mapping[str, Mapping[str, MeanSem | float]], *, scale: float = 100.0,
-                 digits: int = 1, row_header: str = "category") -> str:
+                 digits: int = 1, row_header: str = "category", spread: str = "sem") -> str:
     """A Markdown table: one row per key of ``table``, one column per metric of its first row.
 
-    Cells are ``"97.7 ± 0.3"`` for :class:`MeanSem` values and ``"97.7"`` for plain floats.
+    Cells are ``"97.7 ± 0.3"`` for :class:`MeanSem` values (``spread`` as :meth:`MeanSem.format`)
+    and ``"97.7"`` for plain floats.
 
     Raises:
         ValueError: if ``table`` is empty.
@@ -257,7 +282,7 @@ def format_table(table: Mapping[str, Mapping[str, MeanSem | float]], *, scale: f
         if value is None:
             return ""
         if isinstance(value, MeanSem):
-            return value.format(scale=scale, digits=digits)
+            return value.format(scale=scale, digits=digits, spread=spread)
         return "nan" if math.isnan(value) else f"{value * scale:.{digits}f}"
 
     lines = ["| " + " | ".join([row_header, *metrics]) + " |", "|" + "---|" * (len(metrics) + 1)]

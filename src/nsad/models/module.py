@@ -58,7 +58,7 @@ class NSAModule(L.LightningModule):
         lr_interval: ``step`` or ``epoch``, see above.
         channels_last: keep weights and inputs in channels-last memory format (faster on many
             CPUs and on tensor cores).
-        bottleneck_channels, decoder_channels, skip_connections: see :class:`NetConfig`.
+        bottleneck_channels, decoder_channels, skip_connections, decoder: see :class:`NetConfig`.
 
     Raises:
         ValueError: for an unknown ``label_kind`` or ``lr_interval``, non-positive learning rates,
@@ -77,6 +77,7 @@ class NSAModule(L.LightningModule):
         bottleneck_channels: Sequence[int] = (256, 128),
         decoder_channels: Sequence[int] = (128, 64, 32, 16, 16),
         skip_connections: bool = False,
+        decoder: str = "nsad",
     ) -> None:
         super().__init__()
         check_choice("lr_interval", lr_interval, LR_INTERVALS)
@@ -94,6 +95,7 @@ class NSAModule(L.LightningModule):
                 bottleneck_channels=tuple(bottleneck_channels),
                 decoder_channels=tuple(decoder_channels),
                 skip_connections=skip_connections,
+                decoder=decoder,
             )
         )
         self.channels_last = bool(channels_last)

@@ -19,6 +19,14 @@ scratch. The paper gives no more detail, so the choices below are ours:
   1/2 then get a 1x1 projection of the encoder feature map of the same resolution added to them
   (U-Net-like but additive, so the decoder's width does not change).
 
+``decoder="authors"`` builds the network of the NSA authors' code instead (their bottleneck and
+decoder; the paper's numbers come from it): the bottleneck's two 1x1 convolutions have a bias and a
+ReLU but no batch norm, and the decoder is three residual blocks whose first convolution and
+shortcut are stride-2 transposed convolutions (128 -> 64 -> 32 -> 16 channels, up to 1/4 of the
+input: 56 px at 224), a bilinear x2 upsampling (``align_corners=True``) and a 7x7 stride-2
+transposed convolution without bias to one channel at the input resolution; 11,498,096
+parameters for three input channels.
+
 Inputs of any height and width are accepted: they are padded on the bottom and right (edge
 replication) to a multiple of 32 and the logits are cropped back, so the output is pixel-aligned
 with the input. Sizes that are already multiples of 32 (224, 256) are not padded.
@@ -40,6 +48,10 @@ from nsad.models._config import JsonConfig
 
 LabelKind = Literal["bounded", "continuous"]
 LABEL_KINDS: tuple[str, ...] = ("bounded", "continuous")
+Decoder = Literal["nsad", "authors"]
+DECODERS: tuple[str, ...] = ("nsad", "authors")
+AUTHORS_DECODER_CHANNELS = (64, 32, 16)
+"""Output channels of the authors' three transposed-convolution blocks (from the bottleneck's 128)."""
 STRIDE = 32
 """Total downsampling factor of the encoder; inputs are padded to a multiple of it."""
 
@@ -55,6 +67,9 @@ class NetConfig(JsonConfig):
         bottleneck_channels: output channels of the two 1x1 bottleneck convolutions.
         decoder_channels: output channels of the five upsampling stages (1/16 ... 1/1).
         skip_connections: add 1x1-projected encoder features to the decoder stages.
+        decoder: ``nsad`` (the batch-normed bottleneck and five upsampling stages above) or
+            ``authors`` (the NSA authors' bottleneck and transposed-convolution decoder; takes the
+            default ``decoder_channels`` and no skip connections).
     """
 
     config_name: ClassVar[str] = "network"
@@ -64,6 +79,7 @@ class NetConfig(JsonConfig):
     bottleneck_channels: tuple[int, int] = (256, 128)
     decoder_channels: tuple[int, int, int, int, int] = (128, 64, 32, 16, 16)
     skip_connections: bool = False
+    decoder: Decoder = "nsad"
 
     def __post_init__(self) -> None:
         if isinstance(self.in_channels, bool) or self.in_channels not in (1, 3):
@@ -78,6 +94,10 @@ class NetConfig(JsonConfig):
             object.__setattr__(self, name, tuple(value))
         if not isinstance(self.skip_connections, bool):
             raise TypeError(f"skip_connections must be a bool, got {self.skip_connections!r}")
+        check_choice("decoder", self.decoder, DECODERS)
+        if self.decoder == "authors" and (self.skip_connections or self.decoder_channels != (128, 64, 32, 16, 16)):
+            raise ValueError("decoder='authors' has its own fixed widths and no skip connections; leave "
+                             "decoder_channels and skip_connections at their defaults")
 
 
 def logits_to_anomaly_map(logits: torch.Tensor, label_kind: LabelKind) -> torch.Tensor:
@@ -135,6 +155,52 @@ class _BasicBlock(nn.Module):
         return F.relu(out + self.shortcut(x), inplace=True)
 
 
+class _TransposedBlock(nn.Module):
+    """The authors' upsampling residual block: a 3x3 stride-2 transposed convolution, then a 3x3 convolution.
+
+    The shortcut is a 1x1 stride-2 transposed convolution with batch norm; the output has twice
+    the input's height and width.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.ConvTranspose2d(in_channels, out_channels, 3, stride=2, padding=1, output_padding=1,
+                                        bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.shortcut = nn.Sequential(
+            nn.ConvTranspose2d(in_channels, out_channels, 1, stride=2, output_padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x), inplace=True)
+
+
+class _AuthorsDecoder(nn.Module):
+    """The NSA authors' decoder: three :class:`_TransposedBlock`, bilinear x2, a 7x7 stride-2 transposed convolution."""
+
+    def __init__(self, in_channels: int) -> None:
+        super().__init__()
+        blocks, width = [], in_channels
+        for channels in AUTHORS_DECODER_CHANNELS:
+            blocks.append(_TransposedBlock(width, channels))
+            width = channels
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.ConvTranspose2d(width, 1, 7, stride=2, padding=3, output_padding=1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.interpolate(self.blocks(x), scale_factor=2.0, mode="bilinear", align_corners=True)
+        return self.head(y)
+
+
+def _conv_relu_1x1(in_channels: int, out_channels: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1), nn.ReLU(inplace=True))
+
+
 def _conv_bn_relu_1x1(in_channels: int, out_channels: int) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, 1, bias=False),
@@ -183,16 +249,19 @@ class AnomalyNet(nn.Module):
         self.layer3, self.layer4 = backbone.layer3, backbone.layer4  # 256 @ 1/16, 512 @ 1/32
 
         mid, out = cfg.bottleneck_channels
-        self.bottleneck = nn.Sequential(_conv_bn_relu_1x1(512, mid), _conv_bn_relu_1x1(mid, out))
-
-        stages, width = [], out
-        for channels in cfg.decoder_channels:
-            stages.append(_BasicBlock(width, channels))
-            width = channels
-        self.decoder = nn.ModuleList(stages)
-        self.head = nn.Conv2d(width, 1, kernel_size=3, padding=1)
-
         self.skips: nn.ModuleList | None = None
+        if cfg.decoder == "authors":
+            self.bottleneck = nn.Sequential(_conv_relu_1x1(512, mid), _conv_relu_1x1(mid, out))
+            self.authors_decoder: _AuthorsDecoder | None = _AuthorsDecoder(out)
+        else:
+            self.bottleneck = nn.Sequential(_conv_bn_relu_1x1(512, mid), _conv_bn_relu_1x1(mid, out))
+            self.authors_decoder = None
+            stages, width = [], out
+            for channels in cfg.decoder_channels:
+                stages.append(_BasicBlock(width, channels))
+                width = channels
+            self.decoder = nn.ModuleList(stages)
+            self.head = nn.Conv2d(width, 1, kernel_size=3, padding=1)
         if cfg.skip_connections:
             # Encoder features at 1/16, 1/8, 1/4, 1/2 (stem conv output) are added to the inputs of
             # decoder stages 0-3, which have the bottleneck's and the previous stages' widths.
@@ -234,6 +303,9 @@ class AnomalyNet(nn.Module):
         f2 = self.layer2(f1)
         f3 = self.layer3(f2)
         y = self.bottleneck(self.layer4(f3))
+        if self.authors_decoder is not None:
+            logits = self.authors_decoder(y)
+            return logits[..., :height, :width] if pad_h or pad_w else logits
 
         skips = (f3, f2, f1, stem_conv)
         for index, stage in enumerate(self.decoder):

@@ -38,6 +38,9 @@ folder (``data_folder``, compared) with the same images (``train_images``, ``hol
 DERIVED_SETTINGS = frozenset({"data_folder"})
 """Keys nsad added to ``config.json`` later; a run written before them is not compared on them."""
 
+LEGACY_SETTINGS = {"variant": "paper"}
+"""Settings added to ``config.json`` later, with the value a run written before them had."""
+
 OPTION_NAMES = {"options": "--option", "synth_device": "--synth-on-device", "data_folder": "--data",
                 "train_images": "--data (training images)", "holdout_images": "--holdout (held-out images)"}
 """How a setting is spelled on the command line where it is not ``--`` + its name with dashes."""
@@ -170,7 +173,7 @@ def check_resume(folder: Path, settings: Mapping[str, Any]) -> None:
     Raises:
         ValueError: one line naming each differing option with the run's value and this call's.
     """
-    saved = read_config(folder)
+    saved = {**LEGACY_SETTINGS, **read_config(folder)}
     wanted = json.loads(json.dumps(dict(settings)))
     differ = [f"{option_name(key)} was {saved.get(key)!r}, now {value!r}" for key, value in wanted.items()
               if key not in RUNTIME_SETTINGS and saved.get(key) != value

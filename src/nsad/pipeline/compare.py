@@ -2,11 +2,12 @@
 
 Every method x seed is trained with the same settings (data, image size, epochs, batch size...)
 into ``OUT/<method>/seed<k>``, evaluated with ``nsad evaluate``'s metrics, and summarised in the
-papers' form: image AUROC, pixel AUROC and AU-PRO (up to FPR 0.3) as mean ± standard error over
-the seeds (NSA paper, Tables 1-2). Outputs:
+papers' form: image AUROC, pixel AUROC and AU-PRO (up to FPR 0.3) as mean ± standard deviation
+over the seeds, the standard error beside it (NSA paper, Tables 1-2: the text says standard
+error, the authors' evaluation code computes the standard deviation). Outputs:
 
 - ``OUT/comparison.md``: the table in Markdown, with the settings it was made under;
-- ``OUT/comparison.csv``: the same numbers as fractions, one row per method;
+- ``OUT/comparison.csv``: the same numbers as fractions (mean, std and sem per metric), one row per method;
 - ``OUT/heatmaps.png``: the same few test images (the first of each defect type and a normal
   one) with the ground truth, then one row of heatmaps per method (its first seed's run).
 
@@ -40,6 +41,7 @@ from nsad.pipeline.evaluate import METRICS_FILE, evaluate_run
 from nsad.pipeline.methods import METHODS
 from nsad.pipeline.scoring import Scorer
 from nsad.pipeline.train import ALL_METHODS, CHECKPOINT, TrainConfig, train
+from nsad.variants import DEFAULT_VARIANT
 from nsad.viz import grid, overlay, to_display
 
 COLUMNS: dict[str, str] = {"image_auroc": "image AUROC", "pixel_auroc": "pixel AUROC", "aupro": "AU-PRO"}
@@ -62,6 +64,7 @@ SETTINGS: tuple[str, ...] = (
     "score_rule",
     "examples_per_epoch",
     "options",
+    "variant",
 )
 """``TrainConfig`` fields that must match for a finished run to be reused."""
 MIN_TILE_PX = 192
@@ -136,7 +139,7 @@ def check_same_settings(folder: Path, config: TrainConfig) -> None:
     path = Path(folder) / "config.json"
     if not path.is_file():
         return
-    saved = json.loads(path.read_text())
+    saved = {"variant": DEFAULT_VARIANT, **json.loads(path.read_text())}  # runs from before --variant: paper
     wanted = json.loads(
         json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(config).items()})
     )
@@ -287,14 +290,14 @@ def _minutes(values: Sequence[float]) -> float:
 
 
 def markdown_table(result: Comparison) -> str:
-    """The comparison as a Markdown table: mean ± standard error in percent, one row per method."""
+    """The comparison as a Markdown table, one row per method: mean ± standard deviation (se: standard error), in %."""
     lines = [
         "| method | " + " | ".join(COLUMNS.values()) + " | training (min/run) | image score |",
         "|---|" + "---|" * (len(COLUMNS) + 2),
     ]
     for method, row in result.table.items():
         minutes = _minutes(result.train_seconds[method])
-        cells = [row[key].format() for key in COLUMNS]
+        cells = [row[key].format(spread="std+sem") for key in COLUMNS]
         lines.append(
             f"| {method} | " + " | ".join(cells) + f" | {'n/a' if math.isnan(minutes) else f'{minutes:.1f}'}"
             f" | {result.score_rules[method]} |"
@@ -309,8 +312,9 @@ def write_tables(result: Comparison, base: TrainConfig, seeds: Sequence[int]) ->
         f"# nsad compare: {settings['category']}\n\n"
         f"Data `{settings['data']}`; {settings['train_images']} training and {settings['holdout_images']} "
         f"held-out normal images; image size {base.image_size}, {settings['epochs']} epochs, batch "
-        f"{base.batch_size}; seeds {', '.join(map(str, seeds))}. Mean ± standard error over the seeds, in %; "
-        f"AU-PRO up to FPR 0.3. Training time is wall time per run on this machine.\n\n"
+        f"{base.batch_size}; variant {base.variant}; seeds {', '.join(map(str, seeds))}. Mean ± standard deviation "
+        f"over the seeds (ddof 1), the standard error in brackets (se), in %; AU-PRO up to FPR 0.3. Training time "
+        f"is wall time per run on this machine.\n\n"
     )
     (result.out / TABLE_MD).write_text(header + markdown_table(result) + "\n")
     with open(result.out / TABLE_CSV, "w", newline="") as file:
@@ -319,13 +323,13 @@ def write_tables(result: Comparison, base: TrainConfig, seeds: Sequence[int]) ->
             [
                 "method",
                 "seeds",
-                *(f"{key}_{part}" for key in COLUMNS for part in ("mean", "sem")),
+                *(f"{key}_{part}" for key in COLUMNS for part in ("mean", "std", "sem")),
                 "train_minutes",
                 "score_rule",
             ]
         )
         for method, row in result.table.items():
-            values = [f"{getattr(row[key], part):.6f}" for key in COLUMNS for part in ("mean", "sem")]
+            values = [f"{getattr(row[key], part):.6f}" for key in COLUMNS for part in ("mean", "std", "sem")]
             writer.writerow(
                 [
                     method,

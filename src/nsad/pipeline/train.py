@@ -64,6 +64,7 @@ from nsad.pipeline.scoring import Scorer
 from nsad.postprocess import parse_score_rule
 from nsad.synth.presets import PRESET_NAMES, Preset, get_preset
 from nsad.synth.registry import get_task
+from nsad.variants import DEFAULT_VARIANT, check_variant
 
 SEGMENTATION_METHODS = {
     "nsa-logistic": "nsa-logistic",
@@ -74,6 +75,8 @@ SEGMENTATION_METHODS = {
     "pii": "pii",
 }
 """Methods that train the paper's encoder-decoder, with the synthetic task each one learns."""
+VARIANT_METHODS: tuple[str, ...] = ("nsa-logistic", "nsa-binary", "nsa-continuous", "cutpaste-e2e")
+"""Methods with an ``authors`` variant: those whose synthetic task is NSA's."""
 
 ALL_METHODS: tuple[str, ...] = (*SEGMENTATION_METHODS, *METHODS)
 """Every method of ``nsad train``: the segmentation methods, CutPaste (two-stage) and Bauer's ``ssae``."""
@@ -115,6 +118,9 @@ class TrainConfig:
         synth_device: where the synthetic examples are made: ``cpu`` (in the loader workers) or
             ``batch`` (the workers draw each example's plan, the training device blends and labels
             the whole batch after its transfer; NSA methods only, see :mod:`nsad.pipeline.device_synth`).
+        variant: ``paper`` (the paper's text) or ``authors`` (the authors' code: their patch
+            geometry and label region, rotation and texture flips, network and per-epoch
+            schedule; :mod:`nsad.variants`); the NSA methods of :data:`VARIANT_METHODS` only.
 
     The network always runs channels-last: faster on this kind of CPU (see the README) and the
     layout tensor cores prefer.
@@ -147,9 +153,17 @@ class TrainConfig:
     options: Mapping[str, Any] = field(default_factory=dict)
     synth_device: str = "cpu"
     max_minutes: float | None = None
+    variant: str = DEFAULT_VARIANT
 
     def __post_init__(self) -> None:
         check_choice("method", self.method, ALL_METHODS)
+        check_variant(self.variant)
+        if self.variant == "authors" and self.method not in VARIANT_METHODS:
+            raise ValueError(f"variant 'authors' is the NSA authors' code for {', '.join(VARIANT_METHODS)}; "
+                             f"method {self.method!r} has only variant 'paper'")
+        if self.variant == "authors" and self.synth_device == "batch":
+            raise ValueError("variant 'authors' labels an object-restricted region that the on-device synthesis "
+                             "does not make; drop --synth-on-device or use variant 'paper'")
         if self.method in METHODS:
             METHODS[self.method].options(self.options)
         elif self.options:
@@ -269,7 +283,7 @@ def train(config: TrainConfig) -> Path:
     layout = find_dataset(config.data, config.category, require_test=False)
     preset = resolve_preset(config, layout.category)
     epochs = config.epochs or preset.epochs
-    transform = TransformConfig.from_preset(preset, config.image_size)
+    transform = TransformConfig.from_preset(preset, config.image_size, config.variant)
     train_paths, holdout_paths = split_holdout(list(layout.train), config.holdout, config.seed)
     workers = default_workers() if config.workers is None else config.workers
     settings = {**{k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(config).items()},
@@ -281,7 +295,8 @@ def train(config: TrainConfig) -> Path:
     segmentation = config.method in SEGMENTATION_METHODS
     images = load_training_images(train_paths, transform)
     if segmentation:
-        task = get_task(SEGMENTATION_METHODS[config.method], preset)
+        variant = {"variant": config.variant} if config.method in VARIANT_METHODS else {}
+        task = get_task(SEGMENTATION_METHODS[config.method], preset, **variant)
         dataset_type = DevicePlanSet if config.synth_device == "batch" else SynthTrainingSet
         dataset = dataset_type(images, task, transform, preset, config.seed, config.examples_per_epoch)
         items_per_step, score_rule = config.batch_size, config.score_rule or "mean"
@@ -305,8 +320,10 @@ def train(config: TrainConfig) -> Path:
     torch.manual_seed(config.seed)
     if segmentation:
         module_type = DeviceSynthModule if config.synth_device == "batch" else NSAModule
+        authors = config.variant == "authors"
         module = module_type(in_channels=preset.channels, label_kind=task.label_kind, lr=config.lr,
-                             lr_min=config.lr_min, channels_last=True)
+                             lr_min=config.lr_min, channels_last=True, lr_interval="epoch" if authors else "step",
+                             max_epochs=epochs if authors else None, decoder="authors" if authors else "nsad")
         if config.synth_device == "batch":
             module.device_synth = DeviceSynth.from_task(task, preset)
     else:
@@ -320,7 +337,7 @@ def train(config: TrainConfig) -> Path:
         created = create_run_folder(out, settings)
     if rank_zero:
         shared = f", {processes} processes of {per_process} examples per step" if processes > 1 else ""
-        say(f"{config.method} on {layout.category} ({len(train_paths)} training images, "
+        say(f"{config.method} ({config.variant} variant) on {layout.category} ({len(train_paths)} training images, "
             f"{len(holdout_paths)} held out), preset {preset.name}, {epochs} epochs, "
             f"{count_parameters(module.net):,} parameters{shared}")
     try:
@@ -352,7 +369,7 @@ def train(config: TrainConfig) -> Path:
                   "batch_size": config.batch_size,
                   "precision": str(trainer.precision), "train_images": len(train_paths),
                   "holdout_images": len(holdout_paths), "target_fpr": config.target_fpr,
-                  "steps": trainer.global_step,
+                  "steps": trainer.global_step, "variant": config.variant,
                   "task": SEGMENTATION_METHODS[config.method] if segmentation else method.task,
                   "data": str(Path(config.data).resolve()), "category_arg": config.category})
     module.net.to("cpu").float()

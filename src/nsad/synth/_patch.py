@@ -66,15 +66,17 @@ def sample_source_box(rng: np.random.Generator, preset: Preset, h: int, w: int, 
     return box_around(center_x, center_y, h, w, height, width)
 
 
-def sample_scale(rng: np.random.Generator, preset: Preset, h_frac: float, w_frac: float) -> float:
+def sample_scale(rng: np.random.Generator, preset: Preset, h_frac: float, w_frac: float,
+                 bounds: tuple[tuple[float, float], tuple[float, float]] | None = None) -> float:
     """Draw the resize factor ``s`` of eq. 9 for a patch of ``h_frac x w_frac`` of the image.
 
     ``r_s ~ N(1, sd=0.5)`` clipped to ``[s_min, s_max]`` (the authors' ``resize_bounds``), then
     ``s = max(w_min / w, h_min / h, min(r_s, w_max / w, h_max / h))``, so that the resized patch
-    stays within the size bounds, which take precedence.
+    stays within the size bounds, which take precedence. ``bounds`` replaces the preset's
+    ``(h_bounds, w_bounds)`` in that clip (the authors' code clips to half of them).
     """
     r_s = float(np.clip(rng.normal(1.0, 0.5), *preset.scale_bounds))
-    (h_min, h_max), (w_min, w_max) = preset.h_bounds, preset.w_bounds
+    (h_min, h_max), (w_min, w_max) = bounds or (preset.h_bounds, preset.w_bounds)
     return float(max(w_min / w_frac, h_min / h_frac, min(r_s, w_max / w_frac, h_max / h_frac)))
 
 

@@ -75,7 +75,7 @@ def median_disk(values: np.ndarray) -> np.ndarray:
 
 
 def nsa_label(image: np.ndarray, original: np.ndarray, boxes: Sequence[Box], kind: LabelKind,
-              y0: float = 15.0, k: float = 1 / 6, tol: float = 1.0) -> np.ndarray:
+              y0: float = 15.0, k: float = 1 / 6, tol: float = 1.0, region: np.ndarray | None = None) -> np.ndarray:
     """Label of the synthetic example ``image`` made from ``original`` (eqs. 13-14, median filtered).
 
     Args:
@@ -86,6 +86,8 @@ def nsa_label(image: np.ndarray, original: np.ndarray, boxes: Sequence[Box], kin
         y0: logistic midpoint in 8-bit levels.
         k: logistic slope per 8-bit level.
         tol: a pixel changed when its channel-mean difference exceeds ``tol`` 8-bit levels.
+        region: optional (H, W) bool, inside the boxes, that replaces their union as the region
+            where pixels may be labelled (the authors' object-restricted region).
 
     Returns:
         (H, W) float32 label.
@@ -104,9 +106,12 @@ def nsa_label(image: np.ndarray, original: np.ndarray, boxes: Sequence[Box], kin
     x1 = min(width, max(b.x1 for b in boxes) + grow)
     y1 = min(height, max(b.y1 for b in boxes) + grow)
     crop = (slice(y0_px, y1), slice(x0, x1))
-    inside = np.zeros((y1 - y0_px, x1 - x0), bool)
-    for b in boxes:
-        inside[b.y0 - y0_px:b.y1 - y0_px, b.x0 - x0:b.x1 - x0] = True
+    if region is not None:
+        inside = region[crop]
+    else:
+        inside = np.zeros((y1 - y0_px, x1 - x0), bool)
+        for b in boxes:
+            inside[b.y0 - y0_px:b.y1 - y0_px, b.x0 - x0:b.x1 - x0] = True
     if image.dtype == np.uint8:
         channels = image.shape[2]
         sums = _changed_sum(image[crop], original[crop])

@@ -8,7 +8,7 @@ fair coin flip. Geometry (:func:`sample_placement`) is drawn apart from applying
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 import cv2
@@ -28,6 +28,7 @@ from nsad.synth._types import Box, PatchRecord, Synth
 from nsad.synth.labels import LABEL_KINDS, LabelKind, nsa_label
 from nsad.synth.objects import object_mask
 from nsad.synth.presets import Preset
+from nsad.variants import DEFAULT_VARIANT, Variant, check_variant
 
 MIN_BLEND_PIXELS = 50
 """Patches whose blending mask has fewer pixels are skipped, as in the authors' code."""
@@ -39,11 +40,16 @@ class PatchPlacementWarning(UserWarning):
 
 @dataclass(frozen=True)
 class Placement:
-    """Where one patch comes from and goes: source box, destination box and resize factor."""
+    """Where one patch comes from and goes: source box, destination box and resize factor.
+
+    ``patch_object`` is the source's object mask resized to the destination box, when object masks
+    are used (the authors' label region needs it), else None.
+    """
 
     src_box: Box
     dst_box: Box
     scale: float
+    patch_object: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,11 +61,14 @@ class PlannedPatch:
         patch: (h, w, C) the source box resized to the destination box ``record.dst_box``.
         mask: (h, w) the authors' uint8 blending mask (:func:`blend_mask`), or the bool patch
             shape when pasting.
+        label_region: (h, w) bool, where the patch may be labelled (the authors' variant with
+            object masks: source or destination object); None labels the whole box.
     """
 
     record: PatchRecord
     patch: np.ndarray
     mask: np.ndarray
+    label_region: np.ndarray | None = None
 
 
 def _fraction(mask: np.ndarray | None, box: Box, area: float) -> float:
@@ -68,7 +77,7 @@ def _fraction(mask: np.ndarray | None, box: Box, area: float) -> float:
 
 def sample_placement(rng: np.random.Generator, preset: Preset, height: int, width: int,
                      source_object: np.ndarray | None = None, dest_object: np.ndarray | None = None,
-                     max_tries: int = 200) -> Placement | None:
+                     max_tries: int = 200, variant: Variant = DEFAULT_VARIANT) -> Placement | None:
     """Draw one patch's geometry with NSA's constraints (eqs. 5-12).
 
     Size by eqs. 5-6; source centre by eq. 7, redrawn until the object covers more than
@@ -77,33 +86,46 @@ def sample_placement(rng: np.random.Generator, preset: Preset, height: int, widt
     and destination overlap by more than ``t_overlap`` (eq. 12). Without object masks the first
     draws are taken.
 
+    ``variant="authors"`` makes the three departures of the authors' code: the source's object
+    fraction is taken over the box clipped at the border, eq. 9 clips the resized sides to half
+    the size bounds, and eq. 11 tests the resized source object mask instead of the destination
+    (so only eq. 12 depends on where the patch goes).
+
     Returns:
         The placement, or None if the constraints failed ``max_tries`` times for the source or the
         destination (then a :class:`PatchPlacementWarning` is issued).
     """
+    authors = variant == "authors"
     h, w = sample_patch_size(rng, preset, height, width)
     constrained = source_object is not None and dest_object is not None
     for _ in range(max_tries):
         src_box = sample_source_box(rng, preset, h, w, height, width)
-        if not constrained or _fraction(source_object, src_box, h * w) > preset.t_object:
+        area = src_box.height * src_box.width if authors else h * w
+        if not constrained or _fraction(source_object, src_box, area) > preset.t_object:
             break
     else:
         warnings.warn(f"NSA: no source patch held more than t_object={preset.t_object} object after "
                       f"{max_tries} draws; patch skipped", PatchPlacementWarning, stacklevel=3)
         return None
-    scale = sample_scale(rng, preset, src_box.height / height, src_box.width / width)
+    bounds = half_size_bounds(preset) if authors else None
+    scale = sample_scale(rng, preset, src_box.height / height, src_box.width / width, bounds)
     new_h = min(height, max(1, round(scale * src_box.height)))
     new_w = min(width, max(1, round(scale * src_box.width)))
+    patch_object = None
     if constrained:
         patch_object = cv2.resize(source_object[src_box.slices()].astype(np.uint8), (new_w, new_h),
                                   interpolation=cv2.INTER_NEAREST).astype(bool)
         patch_object_px = max(1, int(np.count_nonzero(patch_object)))
+        if authors and patch_object_px / (new_h * new_w) <= preset.t_object:
+            warnings.warn(f"NSA: the resized source patch holds at most t_object={preset.t_object} object; "
+                          "patch skipped", PatchPlacementWarning, stacklevel=3)
+            return None
     for _ in range(max_tries):
         dst_box = sample_destination_box(rng, new_h, new_w, height, width)
         if not constrained:
             break
         dest_patch = dest_object[dst_box.slices()]
-        if (np.count_nonzero(dest_patch) / (new_h * new_w) > preset.t_object
+        if ((authors or np.count_nonzero(dest_patch) / (new_h * new_w) > preset.t_object)
                 and np.count_nonzero(dest_patch & patch_object) / patch_object_px > preset.t_overlap):
             break
     else:
@@ -111,7 +133,13 @@ def sample_placement(rng: np.random.Generator, preset: Preset, height: int, widt
                       f"{preset.t_overlap} after {max_tries} draws; patch skipped", PatchPlacementWarning,
                       stacklevel=3)
         return None
-    return Placement(src_box, dst_box, scale)
+    return Placement(src_box, dst_box, scale, patch_object)
+
+
+def half_size_bounds(preset: Preset) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The authors' eq. 9 clip: half the preset's ``h_bounds`` and ``w_bounds`` (their half-width bounds)."""
+    (h_min, h_max), (w_min, w_max) = preset.h_bounds, preset.w_bounds
+    return (h_min / 2, h_max / 2), (w_min / 2, w_max / 2)
 
 
 def patch_shape(rng: np.random.Generator, height: int, width: int, ellipses: int) -> np.ndarray:
@@ -154,6 +182,8 @@ class NSA:
         max_tries: redraws of a centre before a patch is given up (the authors' 200).
         paste: paste the resized patch instead of blending it (the NSA paper's "CutPaste
             (end-to-end)" baseline); its label is then 1 on the pasted pixels.
+        variant: ``paper`` (the paper's text) or ``authors`` (the authors' code: the half-size
+            resize clip, their object tests and label region; see :mod:`nsad.variants`).
     """
 
     preset: Preset
@@ -163,10 +193,12 @@ class NSA:
     backend: str | None = None
     max_tries: int = 200
     paste: bool = False
+    variant: Variant = DEFAULT_VARIANT
     label_kinds: ClassVar[dict[str, str]] = {"binary": "bounded", "logistic": "bounded", "continuous": "continuous"}
 
     def __post_init__(self) -> None:
         check_choice("label", self.label, LABEL_KINDS)
+        check_variant(self.variant)
         if self.mode is not None:
             check_choice("blend mode", self.mode, ("normal", "mixed"))
         if self.ellipses < 0 or self.max_tries < 1:
@@ -236,7 +268,8 @@ class NSA:
         for index in range(self.preset.n_max):
             if index > 0 and rng.integers(2) == 0:
                 continue
-            placement = sample_placement(rng, self.preset, height, width, src_object, dest_object, self.max_tries)
+            placement = sample_placement(rng, self.preset, height, width, src_object, dest_object, self.max_tries,
+                                         self.variant)
             if placement is None:
                 continue
             patch = resized_patch(source, placement)
@@ -248,7 +281,11 @@ class NSA:
                 mask = blend_mask(shape)
                 if np.count_nonzero(mask) < MIN_BLEND_PIXELS:
                     continue
-            planned.append(PlannedPatch(PatchRecord(placement.src_box, dst, placement.scale, mode), patch, mask))
+            region = None
+            if self.variant == "authors" and placement.patch_object is not None:
+                region = placement.patch_object | dest_object[dst.slices()]
+            planned.append(PlannedPatch(PatchRecord(placement.src_box, dst, placement.scale, mode), patch, mask,
+                                        region))
         return tuple(planned)
 
     def apply(self, image: np.ndarray, plan: tuple[PlannedPatch, ...]) -> Synth:
@@ -256,7 +293,8 @@ class NSA:
 
         Blended patches go through :func:`~nsad.synth._blend.blend_patch` with the plan's gradients
         and this task's ``backend``; pasted ones replace the pixels of their shape. Labels: eqs.
-        13-14 from the change (:func:`~nsad.synth.labels.nsa_label`), or 1 on the pasted pixels.
+        13-14 from the change (:func:`~nsad.synth.labels.nsa_label`) inside the patch boxes (the
+        authors' variant: inside :func:`label_region`), or 1 on the pasted pixels.
 
         Args:
             image: (H, W, C) uint8/uint16 destination the plan was drawn for.
@@ -277,5 +315,22 @@ class NSA:
         if self.paste:
             label = pasted.astype(np.float32)
         else:
-            label = nsa_label(result, image, [r.dst_box for r in records], self.label, self.preset.y0, self.preset.k)
+            region = label_region(plan, (height, width)) if self.variant == "authors" else None
+            label = nsa_label(result, image, [r.dst_box for r in records], self.label, self.preset.y0, self.preset.k,
+                              region=region)
         return Synth(result, label, records)
+
+
+def label_region(plan: tuple[PlannedPatch, ...], shape: tuple[int, int]) -> np.ndarray:
+    """The authors' label region: each patch's box set to its ``label_region``, later patches overwriting earlier.
+
+    A patch without a ``label_region`` (no object masks) sets its whole box.
+
+    Returns:
+        (H, W) bool, True where a pixel may be labelled.
+    """
+    region = np.zeros(shape, bool)
+    for planned in plan:
+        dst = planned.record.dst_box
+        region[dst.slices()] = True if planned.label_region is None else planned.label_region
+    return region
