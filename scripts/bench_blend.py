@@ -10,8 +10,10 @@ seconds per patch, and the speed ratio against OpenCV measured in the same run:
   per-patch times being each call's time divided by the batch size.
 
 The CPU backends run interleaved, case by case and in a random order, so that the noise of a
-shared machine and the caches left by the previous call hit them alike; by default every library
-is limited to one thread (``--threads``). Example::
+shared machine and the caches left by the previous call hit them alike. ``--threads 0`` (the
+default) leaves every library (OpenCV, BLAS, torch) at its default threads, as a user's call
+finds them; ``--threads N`` limits them all to N (``1``: a loader worker's setting). Every line
+records the threads and the load average before and after the run. Example::
 
     .venv/bin/python scripts/bench_blend.py --patches 2000 \
         --data /work/shared/data/mvtec_ad_256/bottle/train/good
@@ -20,7 +22,9 @@ is limited to one thread (``--threads``). Example::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -125,7 +129,8 @@ def main() -> None:
     parser.add_argument("--patches", type=int, default=1024)
     parser.add_argument("--data", default=None, help="folder of images (e.g. MVTec AD bottle train/good)")
     parser.add_argument("--mode", choices=["normal", "mixed", "both"], default="both")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=0,
+                        help="threads of OpenCV, BLAS and torch; 0 (default) leaves the libraries' defaults")
     parser.add_argument("--batch", type=int, default=256, help="patches per torch_batch call")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--backends", default="opencv,dst,dst_into,torch,torch_batch",
@@ -139,8 +144,12 @@ def main() -> None:
     clock = time.perf_counter if args.clock == "wall" else time.thread_time
     backends = args.backends.split(",")
 
-    torch.set_num_threads(args.threads)
-    cv2.setNumThreads(args.threads)
+    load_before = os.getloadavg()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        cv2.setNumThreads(args.threads)
+    threads = {"threads": args.threads or "default", "cv2_threads": cv2.getNumThreads(),
+               "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count()}
     rng = np.random.default_rng(args.seed)
     pool = load_pool(args.data, rng, 64)
     cases = make_cases(rng, pool, args.patches, args.batch, args.mode)
@@ -158,7 +167,7 @@ def main() -> None:
     run["dst_into"] = into
     cpu = [b for b in backends if b in run]
     times = {b: [] for b in cpu}
-    with threadpool_limits(args.threads):
+    with threadpool_limits(args.threads) if args.threads else contextlib.nullcontext():
         for c in cases[:20]:                                             # warm caches and imports
             c["work"] = c["dst"].copy()
             for b in cpu:
@@ -173,7 +182,8 @@ def main() -> None:
         if "torch_batch" in backends:
             rows.append(bench_torch_batch(cases, torch.device(args.device)))
     reference = next((r["patches_per_s"] for r in rows if r["backend"] == "opencv"), None)
-    machine = {"cpu": cpu_name(), "threads": args.threads,
+    machine = {"cpu": cpu_name(), **threads, "load_average_1min": [round(load_before[0], 2),
+                                                                   round(os.getloadavg()[0], 2)],
                "clock": args.clock, "data": args.data or "synthetic"}
     for row in rows:
         row["speedup_vs_opencv"] = row["patches_per_s"] / reference if reference else None

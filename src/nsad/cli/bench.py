@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -21,9 +22,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     inner = parser.add_subparsers(dest="what", metavar="WHAT", required=True)
     synth = inner.add_parser(
         "synth", help="examples per second of synthetic tasks",
-        description="Make examples of each --task on the images of --data (one process, one thread) and print one "
+        description="Make examples of each --task on the images of --data (one process) and print one "
                     "JSON line per task and backend: examples/s, patches/s, median and 90th-percentile seconds "
-                    "per example and per patch, and the ratio against the opencv backend measured in the same run.")
+                    "per example and per patch, the ratio against the opencv backend measured in the same run, "
+                    "the threads and the load average.")
     synth.add_argument("--data", required=True, type=Path, help="MVTec AD category folder or folder of images")
     synth.add_argument("--preset", default="default", help="preset name (default: default)")
     synth.add_argument("--task", action="append", choices=sorted(TASKS), metavar="TASK",
@@ -33,6 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument("--crop", type=int, default=224, help="centre crop side in pixels (default: 224; 0: none)")
     synth.add_argument("--count", type=int, default=300, help="examples per measurement (default: 300)")
     synth.add_argument("--images", type=int, default=32, help="number of images read (default: 32)")
+    synth.add_argument("--threads", type=int, default=1,
+                       help="OpenCV and BLAS threads: 1 (default) as a training loader worker has; 0 leaves the "
+                            "libraries' defaults, as a user's own call finds them")
     synth.set_defaults(handler=run_synth)
 
 
@@ -65,10 +70,17 @@ def measure(dataset: SynthDataset, count: int) -> dict[str, float]:
 
 
 def run_synth(args: argparse.Namespace) -> int:
-    # One core, as a data loader worker has: BLAS and OpenCV threads would fight over the others.
-    cv2.setNumThreads(1)
-    with threadpool_limits(1):
+    if args.threads < 0:
+        raise ValueError(f"--threads must be 0 (the libraries' defaults) or more, got {args.threads}")
+    if not args.threads:
         return _run_synth(args)
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(args.threads)
+    try:
+        with threadpool_limits(args.threads):
+            return _run_synth(args)
+    finally:
+        cv2.setNumThreads(previous)
 
 
 def _run_synth(args: argparse.Namespace) -> int:
@@ -88,5 +100,7 @@ def _run_synth(args: argparse.Namespace) -> int:
             reference = reference or result["examples_per_s"]
             print(json.dumps({"task": task_name, "backend": backend, "preset": preset.name,
                               "image_size": list(images[0].shape), **{k: round(v, 6) for k, v in result.items()},
-                              "ratio_vs_opencv": round(result["examples_per_s"] / reference, 3)}), flush=True)
+                              "ratio_vs_opencv": round(result["examples_per_s"] / reference, 3),
+                              "threads": args.threads or "default", "cv2_threads": cv2.getNumThreads(),
+                              "load_average_1min": round(os.getloadavg()[0], 2)}), flush=True)
     return 0

@@ -24,18 +24,20 @@ takes (measured against ``cv2.seamlessClone``, see tests/synth/test_blend.py):
 - the result truncated towards zero after clipping to the type's range (not rounded).
 
 Writing ``u = d + v`` with ``e = s - d`` turns this into ``Δv = div(w * grad(e))`` with ``v = 0``
-on the ring, where ``w`` is ``m`` (normal) or ``m`` and the mixed choice (mixed). Its solution
-is diagonal in the type-I discrete sine transform ``S`` (orthonormal, symmetric, ``S @ S = I``):
-``v = S_y ((S_y f S_x) / (λ_y[k] + λ_x[l])) S_x`` with ``λ[k] = 2 cos(π k / (n + 1)) - 2``,
-``k = 1..n`` for an interior of ``n`` pixels. For the box sizes of synthetic anomalies (interiors
-up to 160 px) four dense float32 matrix products through BLAS are faster than SciPy's FFTs and
-have no slow sizes (OpenCV's FFT solver is 2-4x slower at sizes that are not FFT-friendly);
-larger boxes use ``scipy.fft.dstn``. The arithmetic is float32 like OpenCV's; the two differ by
-one level only where the exact value lies within float error of an integer (about one value in a
-thousand in the random tests, in both directions). Where the exact result is an integer everywhere
-(e.g. a constant cloned onto the same constant) this solver returns it, while OpenCV's float noise
-truncates about half of those pixels one level down; a mask with no pixel left after the erosion
-leaves ``dst`` unchanged here (OpenCV: the same noise; below 3 px it raises).
+on the ring, where ``w`` is ``m`` (normal) or ``m`` and the mixed choice (mixed). Its solution is
+diagonal in the type-I discrete sine transform ``S`` (orthonormal, symmetric, ``S @ S = I``): ``v =
+S_y ((S_y f S_x) / (λ_y[k] + λ_x[l])) S_x`` with ``λ[k] = 2 cos(π k / (n + 1)) - 2``, ``k = 1..n``
+for an interior of ``n`` pixels. For the box sizes of synthetic anomalies (interiors up to 160 px)
+four dense float32 matrix products through BLAS are faster than SciPy's FFTs and have no slow sizes
+(OpenCV's FFT solver is 2-4x slower at sizes that are not FFT-friendly); larger boxes use
+``scipy.fft.dstn``. The products run on one BLAS thread whatever the caller's settings
+(:mod:`nsad.synth._threads`): spread over several they are slower. The arithmetic is float32 like
+OpenCV's; the two differ by one level only where the exact value lies within float error of an
+integer (about one value in a thousand in the random tests, in both directions). Where the exact
+result is an integer everywhere (e.g. a constant cloned onto the same constant) this solver returns
+it, while OpenCV's float noise truncates about half of those pixels one level down; a mask with no
+pixel left after the erosion leaves ``dst`` unchanged here (OpenCV: the same noise; below 3 px it
+raises).
 
 Public entry points: ``blend_into`` (in place, box-local inputs: the fast path for the synthesis
 engine) and ``dst_clone`` (the ``BLEND_BACKENDS`` adapter with ``cv2.seamlessClone``'s arguments).
@@ -48,6 +50,8 @@ from functools import cache
 import cv2
 import numpy as np
 import scipy.fft
+
+from nsad.synth._threads import one_blas_thread
 
 _MODES = ("normal", "mixed")
 _MAX_LEVEL = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
@@ -128,10 +132,11 @@ def _solve_dirichlet(f: np.ndarray, offset: tuple[int, int], interior: tuple[int
         spectrum /= denominator
         return scipy.fft.idstn(spectrum, type=1, axes=(0, 2), norm="ortho", workers=1)
     sy, sx = _sine_matrix(ny), _sine_matrix(nx)
-    spectrum = (sy[:, r0:r0 + rows] @ f.reshape(rows, channels * cols)).reshape(ny * channels, cols)
-    spectrum = (spectrum @ sx[c0:c0 + cols]).reshape(ny, channels, nx)
-    spectrum /= denominator
-    v = (sy @ spectrum.reshape(ny, channels * nx)).reshape(ny * channels, nx) @ sx
+    with one_blas_thread():                              # small products: threads cost more than they give
+        spectrum = (sy[:, r0:r0 + rows] @ f.reshape(rows, channels * cols)).reshape(ny * channels, cols)
+        spectrum = (spectrum @ sx[c0:c0 + cols]).reshape(ny, channels, nx)
+        spectrum /= denominator
+        v = (sy @ spectrum.reshape(ny, channels * nx)).reshape(ny * channels, nx) @ sx
     return v.reshape(ny, channels, nx)
 
 
