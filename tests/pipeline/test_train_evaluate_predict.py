@@ -140,7 +140,9 @@ def test_training_errors_name_the_problem(tmp_path, bottle_dir):
 def test_cli_train_evaluate_predict(tmp_path, capsys, bottle_run):
     assert main(["evaluate", "--run", str(bottle_run), "--run", str(bottle_run)]) == 0
     printed = capsys.readouterr().out
-    assert "| defect type | image_auroc |" in printed and "mean ± standard error over 2 runs" in printed
+    assert "| defect type | image_auroc |" in printed
+    assert "mean ± standard deviation over 2 runs (ddof 1; se: standard error)" in printed
+    assert "± 0.0 (se 0.0) |" in printed.split("standard deviation over 2 runs")[1]   # the same run twice
     sample = tmp_path / "one.png"
     write_image(sample, np.full((120, 100, 3), 128, np.uint8))
     assert main(["predict", "--run", str(bottle_run), str(sample), "--out", str(tmp_path / "p")]) == 0
