@@ -50,3 +50,19 @@ def test_resume_refuses_another_variant(tmp_path):
     check_resume(tmp_path, {"method": "nsa-logistic", "variant": "paper"})
     with pytest.raises(ValueError, match="--variant was 'paper', now 'authors'"):
         check_resume(tmp_path, {"method": "nsa-logistic", "variant": "authors"})
+
+
+def test_compare_does_not_reuse_a_run_of_the_other_variant(bottle_dir, tmp_path):
+    from nsad.pipeline.compare import check_same_settings
+
+    paper = TrainConfig(data=bottle_dir, out=tmp_path, epochs=1)
+    saved = {k: str(v) if hasattr(v, "is_dir") else v for k, v in paper.__dict__.items()}
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    check_same_settings(tmp_path, paper)
+    with pytest.raises(ValueError, match="variant: 'paper' there, 'authors' now"):
+        check_same_settings(tmp_path, TrainConfig(data=bottle_dir, out=tmp_path, epochs=1, variant="authors"))
+    del saved["variant"]                                          # a run from before the option: the paper's
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    check_same_settings(tmp_path, paper)
+    with pytest.raises(ValueError, match="variant: 'paper' there, 'authors' now"):
+        check_same_settings(tmp_path, TrainConfig(data=bottle_dir, out=tmp_path, epochs=1, variant="authors"))
