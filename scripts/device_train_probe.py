@@ -73,12 +73,14 @@ def main() -> None:
     parser.add_argument("--examples-per-epoch", type=int, help="default: one per training image")
     parser.add_argument("--extra-epochs", type=int, default=3)
     parser.add_argument("--workers", type=int, help="loader processes (default: nsad train's)")
+    parser.add_argument("--holdout", type=float, default=0.1, help="held-out fraction (default: 0.1, nsad train's)")
     parser.add_argument("--precision", help="default: nsad train's (bf16-mixed on CUDA, 32-true on the CPU)")
     parser.add_argument("--paths", default="cpu,batch", help="comma-separated synthesis paths: cpu, batch")
     args = parser.parse_args()
 
     base = TrainConfig(data=args.data, out=Path("unused"), image_size=args.image_size, batch_size=args.batch_size,
                        examples_per_epoch=args.examples_per_epoch, workers=args.workers, precision=args.precision,
+                       holdout=args.holdout,
                        progress=False, checkpoint_every=1000)
     machine = {"cuda": torch.cuda.is_available(), "torch": torch.__version__, "cpus": os.cpu_count(),
                "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
