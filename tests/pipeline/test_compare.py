@@ -78,8 +78,9 @@ def test_table_gives_mean_standard_deviation_and_standard_error_over_seeds(compa
 
 def test_heatmap_figure_has_a_row_per_method(comparison):
     figure = read_image(comparison / "heatmaps.png")
-    # grid: 18-px title band, then (ground truth + 2 methods) rows and 1 label + 3 image columns of 192-px tiles
-    assert figure.shape == (18 + 3 * (MIN_TILE_PX + 4) + 4, 4 * (MIN_TILE_PX + 4) + 4, 3)
+    # grid: 18-px title band, then (ground truth + 2 methods) rows and 1 label + 3 image + 1 colour-bar
+    # columns of 192-px tiles
+    assert figure.shape == (18 + 3 * (MIN_TILE_PX + 4) + 4, 5 * (MIN_TILE_PX + 4) + 4, 3)
 
 
 def test_a_finished_comparison_is_not_trained_again(comparison, monkeypatch):

@@ -13,6 +13,7 @@ from nsad.data.io import read_image, write_image
 from nsad.models import load_run
 from nsad.pipeline import TrainConfig, evaluate_run, predict, train
 from nsad.pipeline.train import CHECKPOINT
+from nsad.viz import HeatmapScale, colour_bar
 
 SMALL = dict(image_size=96, batch_size=32, workers=0, progress=False, checkpoint_every=1)
 
@@ -36,6 +37,8 @@ def test_training_writes_a_complete_run(bottle_run):
     assert meta.threshold is not None and 0 < meta.threshold < 1
     assert meta.training["steps"] == 6  # 188 examples in batches of 32
     assert meta.training["variant"] == "paper" and meta.net.decoder == "nsad"  # the default variant
+    scale = HeatmapScale.from_dict(meta.heatmap_scale)  # fixed from the 21 held-out maps
+    assert scale.low < scale.region_threshold < scale.high and "21 held-out" in scale.basis
     assert list(csv.DictReader(open(bottle_run / "logs" / "version_0" / "metrics.csv")))
 
 
@@ -61,7 +64,8 @@ def test_predict_full_resolution_images(bottle_run, tmp_path):
     assert anomaly_map.shape == (900, 900) and anomaly_map.dtype == np.float32
     assert 0 <= anomaly_map.min() and anomaly_map.max() <= 1
     heatmap = read_image(tmp_path / "pred" / rows[0]["heatmap"])
-    assert heatmap.shape == (900, 1800, 3)
+    scale = HeatmapScale.from_dict(load_run(bottle_run).metadata.heatmap_scale)
+    assert heatmap.shape[:2] == (900, 1800 + colour_bar(900, scale).shape[1])
     table = list(csv.DictReader(open(tmp_path / "pred" / "scores.csv")))
     assert [row["decision"] in ("normal", "anomalous") for row in table] == [True] * 5
     assert float(table[0]["score"]) == pytest.approx(rows[0]["score"])

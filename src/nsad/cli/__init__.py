@@ -17,9 +17,9 @@ import warnings
 from collections.abc import Iterator, Sequence
 
 from nsad import __version__
-from nsad.cli import bench, compare, demo, evaluate, export, predict, serve, synth, train
+from nsad.cli import bench, compare, demo, evaluate, export, predict, report, serve, synth, train
 
-COMMANDS = (demo, train, evaluate, predict, export, serve, compare, synth, bench)
+COMMANDS = (demo, train, evaluate, predict, report, export, serve, compare, synth, bench)
 USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, FileExistsError,
                PermissionError, TimeoutError)
 """Exceptions whose message is the whole story (nsad raises them naming the file or value): exit status 2."""

@@ -12,8 +12,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "predict", help="find defects in new images",
         description=f"Score images with a trained run and write, per image, STEM.npy (the anomaly map at the "
-                    "image's resolution), STEM_heatmap.png (image and heatmap side by side; one colour scale for "
-                    "all images of the call, blue 0 to red the largest map value) and one line of "
+                    "image's resolution), STEM_heatmap.png (image, heatmap with the predicted regions outlined and a "
+                    "colour bar, on the run's fixed colour scale) and one line of "
                     f"{SCORES_FILE} (score, threshold, normal/anomalous decision, number of defect regions); "
                     f"{REGIONS_FILE} holds each anomalous image's defect regions (connected regions of the map at "
                     "or above the threshold at the image's resolution: bounding box, area, peak and mean).")

@@ -4,7 +4,7 @@ Plain functions on NumPy arrays (torch tensors are accepted and converted; this 
 imports torch). Every metric is exact: each distinct score is a threshold, nothing is binned.
 A sample is flagged anomalous iff ``score >= threshold``.
 
-- :func:`image_auroc`, :func:`pixel_auroc`: ROC AUC (Mann-Whitney, ties count 1/2).
+- :func:`image_auroc`, :func:`pixel_auroc`: ROC AUC (Mann-Whitney, ties count 1/2); :func:`roc_curve`.
 - :func:`aupro`, :func:`pro_curve`: MVTec AD's AU-PRO up to an FPR limit (Bergmann et al., IJCV 2021, Sec. 4.2).
 - :func:`image_f1_max`, :func:`pixel_f1_max`: best F1 and its threshold;
   :func:`threshold_at_fpr`: a threshold from normal scores only.
@@ -29,7 +29,7 @@ from nsad.metrics.aggregate import (
     summarize_seeds,
 )
 from nsad.metrics.aupro import ProCurve, aupro, pro_curve
-from nsad.metrics.auroc import image_auroc, pixel_auroc
+from nsad.metrics.auroc import RocCurve, image_auroc, pixel_auroc, roc_curve
 from nsad.metrics.thresholds import F1Max, image_f1_max, pixel_f1_max, threshold_at_fpr
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "F1Max",
     "MeanSem",
     "ProCurve",
+    "RocCurve",
     "UndefinedMetricWarning",
     "aupro",
     "category_table",
@@ -51,6 +52,7 @@ __all__ = [
     "pixel_auroc",
     "pixel_f1_max",
     "pro_curve",
+    "roc_curve",
     "summarize_seeds",
     "threshold_at_fpr",
 ]

@@ -10,7 +10,8 @@ with a ``run.json`` always has complete weights beside it. :func:`load_run` chec
 names the file and the problem when something is wrong.
 
 Format versions: version 1 (nsad before the other model kinds) holds AnomalyNet runs only and has
-no ``model`` or ``model_options`` keys; version 2 adds them. Both are read; version 2 is written.
+no ``model``, ``model_options`` or ``heatmap_scale`` keys; version 2 adds them (``heatmap_scale`` is
+optional: version 2 files written before it existed read as None). Both are read; version 2 is written.
 A model kind may keep more files in the run folder (CutPaste's density estimator); the code that
 scores that kind reads them.
 """
@@ -39,6 +40,7 @@ from nsad.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from nsad.models.cutpaste import CutPasteConfig, CutPasteNet
 from nsad.models.net import LABEL_KINDS, AnomalyNet, NetConfig
 from nsad.models.ssae import SSAEConfig, SSAENet
+from nsad.viz.scale import HeatmapScale
 
 FORMAT = "nsad-run"
 FORMAT_VERSION = 2
@@ -54,7 +56,7 @@ MODEL_KINDS: dict[str, tuple[type, type[nn.Module]]] = {
 """Model kind -> (config class, network class). ``anomaly-net`` is the NSA paper's encoder-decoder
 (every segmentation method), ``cutpaste`` CutPaste's classifier, ``ssae`` Bauer's autoencoder."""
 DEFAULT_MODEL = "anomaly-net"
-VERSION_2_KEYS: tuple[str, ...] = ("model", "model_options")
+VERSION_2_KEYS: tuple[str, ...] = ("model", "model_options", "heatmap_scale")
 """Keys that format version 1 does not have."""
 
 
@@ -114,6 +116,10 @@ class RunMetadata:
         model: the model kind, a key of :data:`MODEL_KINDS` (version 1 files: always ``anomaly-net``).
         model_options: what scoring this kind needs besides the weights (a JSON object, e.g.
             CutPaste's patch size and stride); empty for ``anomaly-net``.
+        heatmap_scale: the run's colour scale and region threshold for heatmaps (a
+            :class:`nsad.viz.HeatmapScale` as a JSON object), fixed by ``nsad train`` from the
+            held-out normal maps; None for runs without holdout or written before it existed
+            (drawn with :func:`nsad.viz.fallback_scale`). Display only, never needed to score.
         nsad_version: version of nsad that wrote the run.
         torch_version: version of torch that wrote the run.
         format: always ``nsad-run``; marks the file as an nsad run.
@@ -133,6 +139,7 @@ class RunMetadata:
     training: Mapping[str, Any] = field(default_factory=dict)
     model: str = DEFAULT_MODEL
     model_options: Mapping[str, Any] = field(default_factory=dict)
+    heatmap_scale: Mapping[str, Any] | None = None
     nsad_version: str = nsad.__version__
     torch_version: str = torch.__version__
     format: str = FORMAT
@@ -153,6 +160,8 @@ class RunMetadata:
         for name in ("preset_values", "training", "model_options"):
             if not isinstance(getattr(self, name), Mapping):
                 raise TypeError(f"{name} must be a mapping, got {type(getattr(self, name)).__name__}")
+        if self.heatmap_scale is not None:
+            object.__setattr__(self, "heatmap_scale", HeatmapScale.from_dict(self.heatmap_scale).to_dict())
         object.__setattr__(self, "resize_hw", _pair("resize_hw", self.resize_hw))
         object.__setattr__(self, "crop_hw", _pair("crop_hw", self.crop_hw))
         channels = self.net.in_channels
@@ -226,6 +235,8 @@ class RunMetadata:
         data: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             if self.format_version == 1 and f.name in VERSION_2_KEYS:
+                continue
+            if f.name == "heatmap_scale" and self.heatmap_scale is None:  # optional: left out when absent
                 continue
             value = getattr(self, f.name)
             if f.name == "net":

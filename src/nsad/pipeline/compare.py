@@ -42,7 +42,7 @@ from nsad.pipeline.methods import METHODS
 from nsad.pipeline.scoring import Scorer
 from nsad.pipeline.train import ALL_METHODS, CHECKPOINT, TrainConfig, train
 from nsad.variants import DEFAULT_VARIANT
-from nsad.viz import grid, overlay, to_display
+from nsad.viz import TRUTH_COLOUR, colour_bar, draw_outlines, grid, heatmap_overlay, run_scale, to_display
 
 COLUMNS: dict[str, str] = {"image_auroc": "image AUROC", "pixel_auroc": "pixel AUROC", "aupro": "AU-PRO"}
 """Metric key -> column title, in table order."""
@@ -380,13 +380,28 @@ def write_heatmaps(
     count: int,
     device: str | None = None,
 ) -> np.ndarray:
+    """Write :func:`heatmap_rows`'s figure to ``path`` and return it."""
+    figure = heatmap_rows(runs, labels, data, category, count, device)
+    write_image(path, figure)
+    return figure
+
+
+def heatmap_rows(
+    runs: Sequence[Path],
+    labels: Sequence[str],
+    data: str | Path,
+    category: str | None,
+    count: int,
+    device: str | None = None,
+) -> np.ndarray:
     """One figure: the chosen test images with the ground truth outlined, then one row of heatmaps per run.
 
-    Each row is coloured on its own scale (its maps' minimum to maximum inside the network's
-    input window), so methods whose scores have different units can be compared by eye.
+    Each row is coloured on its run's own scale (:mod:`nsad.viz.scale`, fixed at training from the
+    held-out normal maps), with the predicted regions outlined and the colour bar at its end, so
+    methods whose scores have different units can be compared by eye.
 
     Returns:
-        The figure, (H, W, 3) uint8, also written to ``path``.
+        The figure, (H, W, 3) uint8.
 
     Raises:
         ValueError: if the data has no test images.
@@ -401,33 +416,19 @@ def write_heatmaps(
         return cv2.resize(array, (side, side), interpolation=interpolation)
 
     images = [shown(to_display(read_image(s.path)), cv2.INTER_AREA) for s in samples]
+    masks = [read_sample_mask(sample, side) for sample in samples]
     top_row = [_label_tile("image,\nground truth", side)]
-    for image, sample in zip(images, samples, strict=True):
-        mask = read_sample_mask(sample, side)
-        outlined = image.copy()
-        if mask is not None and mask.any():
-            contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-            cv2.drawContours(outlined, contours, -1, (255, 0, 0), 1)
-        top_row.append(outlined)
+    top_row += [draw_outlines(image, mask, TRUTH_COLOUR) for image, mask in zip(images, masks, strict=True)]
     rows = [top_row]
     for label, scorer in zip(labels, scorers, strict=True):
         maps = scorer.score([s.path for s in samples]).maps
-        inside = _input_window(maps, scorer)
-        vmin, vmax = float(inside.min()), float(inside.max())
-        heat = [
-            overlay(image, shown(m, cv2.INTER_LINEAR), vmin=vmin, vmax=vmax)
-            for image, m in zip(images, maps, strict=True)
-        ]
-        rows.append([_label_tile(label, side), *heat])
-    figure = grid(rows, titles=["", *(s.defect_type for s in samples)])
-    write_image(path, figure)
-    return figure
+        scale = run_scale(scorer.metadata.heatmap_scale, scorer.metadata.label_kind, scorer.input_window(maps),
+                          scorer.transform.resize)
+        heat = [heatmap_overlay(image, shown(m, cv2.INTER_LINEAR), scale, mask)
+                for image, m, mask in zip(images, maps, masks, strict=True)]
+        bar_tile = np.full((side, side, 3), 255, np.uint8)
+        bar = colour_bar(side, scale)[:, :side]
+        bar_tile[:, : bar.shape[1]] = bar
+        rows.append([_label_tile(label, side), *heat, bar_tile])
+    return grid(rows, titles=["", *(s.defect_type for s in samples), "scale"])
 
-
-def _input_window(maps: np.ndarray, scorer: Scorer) -> np.ndarray:
-    """The part of framed maps the network saw (the centre crop for objects, all for textures)."""
-    transform = scorer.transform
-    if transform.kind == "texture":
-        return maps
-    top = (transform.resize - transform.input_size) // 2
-    return maps[:, top : top + transform.input_size, top : top + transform.input_size]

@@ -13,7 +13,7 @@ import numpy as np
 from nsad.data.io import IMAGE_SUFFIXES, list_images, read_image, write_image
 from nsad.pipeline.scoring import Scorer
 from nsad.postprocess import Prediction, predictions_from_network
-from nsad.viz import overlay, to_display
+from nsad.viz import HeatmapScale, heatmap_figure, run_scale
 
 SCORES_FILE = "scores.csv"
 REGIONS_FILE = "regions.json"
@@ -57,11 +57,11 @@ def predict(run: str | Path | None, inputs: Sequence[str | Path], out: str | Pat
             min_area: int = 1, region_threshold: float | None = None) -> list[dict]:
     """Score images with a run (torch) or an exported model (ONNX Runtime) and write the same outputs.
 
-    Per image: ``STEM.npy`` (the map at the image's resolution) and ``STEM_heatmap.png`` (the image
-    beside its heatmap overlay; blue is 0 and red the largest map value among the images of the
-    call, the same scale for all of them); for all: ``scores.csv`` and ``regions.json`` (the defect
-    regions of each anomalous image: bounding box, area, peak and mean, see
-    :func:`~nsad.postprocess.defect_regions`).
+    Per image: ``STEM.npy`` (the map at the image's resolution) and ``STEM_heatmap.png`` (the image,
+    its heatmap overlay with the predicted regions outlined and a colour bar with the region
+    threshold marked, at the image's resolution, on the run's fixed colour scale: see
+    :mod:`nsad.viz.scale`); for all: ``scores.csv`` and ``regions.json`` (the defect regions of each
+    anomalous image: bounding box, area, peak and mean, see :func:`~nsad.postprocess.defect_regions`).
 
     The decision is ``anomalous`` when the score is at least the threshold: ``threshold`` if
     given, else the one ``nsad train`` calibrated on held-out normal images; without either the
@@ -106,16 +106,14 @@ def predict(run: str | Path | None, inputs: Sequence[str | Path], out: str | Pat
     maps, model_scores = backend.network_outputs(paths)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    # One colour scale for all heatmaps of the call, from 0 to the largest map value among them, so
-    # that a barely trained model's faint maps stay readable and images stay comparable.
-    vmax = max(float(maps.max()), 1e-6)
+    scale = heatmap_scale_of(backend, maps)
     rows, regions = [], {}
     for index, (path, stem) in enumerate(named):
         image = read_image(path)
         prediction = predictions_from_network(
             maps[index:index + 1], None if model_scores is None else model_scores[index:index + 1],
             backend.transform, backend.score_rule, threshold, [image.shape], region_threshold, min_area)[0]
-        rows.append(write_prediction(out, path, stem, image, prediction, vmax))
+        rows.append(write_prediction(out, path, stem, image, prediction, scale))
         regions[stem] = {"file": str(path), "regions": [region.to_dict() for region in prediction.regions]}
     with open(out / SCORES_FILE, "w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=list(rows[0]))
@@ -125,12 +123,22 @@ def predict(run: str | Path | None, inputs: Sequence[str | Path], out: str | Pat
     return rows
 
 
+def heatmap_scale_of(backend: Scorer | object, maps: np.ndarray) -> HeatmapScale:
+    """The colour scale of a run (``run.json``'s, or the documented fallback), for the maps of one call.
+
+    Exported models (ONNX Runtime backend) do not carry the run's scale yet: they get the fallback
+    for unbounded maps (0 to the largest value of the call, no region outlines).
+    """
+    if isinstance(backend, Scorer):
+        return run_scale(backend.metadata.heatmap_scale, backend.metadata.label_kind, maps, backend.transform.resize)
+    return run_scale(None, "continuous", maps, backend.transform.resize)
+
+
 def write_prediction(out: Path, path: Path, stem: str, image: np.ndarray, prediction: Prediction,
-                     vmax: float) -> dict:
+                     scale: HeatmapScale) -> dict:
     """Write one image's ``STEM.npy`` and ``STEM_heatmap.png``; return its row of ``scores.csv``."""
     np.save(out / f"{stem}.npy", prediction.anomaly_map)
-    heat = overlay(image, prediction.anomaly_map, vmin=0.0, vmax=vmax)
-    write_image(out / f"{stem}_heatmap.png", np.concatenate([to_display(image), heat], axis=1))
+    write_image(out / f"{stem}_heatmap.png", heatmap_figure(image, prediction.anomaly_map, scale))
     return {"file": str(path), "score": prediction.score,
             "threshold": "" if prediction.threshold is None else prediction.threshold,
             "decision": prediction.decision, "regions": len(prediction.regions), "map": f"{stem}.npy",

@@ -148,6 +148,13 @@ class Scorer:
         maps, model_scores = self.network_outputs(paths, workers)
         return Scores(frame_map(maps, self.transform), final_image_scores(maps, self.score_rule, model_scores))
 
+    def input_window(self, framed_maps: np.ndarray) -> np.ndarray:
+        """The part of (N, S, S) framed maps the network saw: the centre crop for objects, all for textures."""
+        if self.transform.kind == "texture":
+            return framed_maps
+        top = (self.transform.resize - self.transform.input_size) // 2
+        return framed_maps[:, top : top + self.transform.input_size, top : top + self.transform.input_size]
+
     @staticmethod
     def original_resolution(framed_map: np.ndarray, shape: Sequence[int]) -> np.ndarray:
         """Resize a map of the evaluation frame to an original image's ``(H, W)``, bilinear."""

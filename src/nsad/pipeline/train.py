@@ -5,7 +5,8 @@ made on the fly by the method's task; Lightning runs the loop, the devices, mixe
 strategies such as ``ddp``, the progress bar, CSV logs and checkpoints (written atomically, at an
 interval, at the end and on an interruption; ``resume=True`` continues from the last one). A
 fraction of the normal images is held out to calibrate the decision threshold at a target false
-positive rate; the test set is never looked at.
+positive rate and the heatmaps' colour scale (:func:`nsad.viz.fit_scale`); the test set is never
+looked at.
 
 The segmentation methods (:data:`SEGMENTATION_METHODS`) train the paper's encoder-decoder; the
 other methods (:data:`nsad.pipeline.methods.METHODS`: CutPaste's classifier with its density
@@ -20,6 +21,7 @@ import dataclasses
 import logging
 import os
 import sys
+import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -65,6 +67,7 @@ from nsad.postprocess import parse_score_rule
 from nsad.synth.presets import PRESET_NAMES, Preset, get_preset
 from nsad.synth.registry import get_task
 from nsad.variants import DEFAULT_VARIANT, check_variant
+from nsad.viz.scale import fit_scale
 
 SEGMENTATION_METHODS = {
     "nsa-logistic": "nsa-logistic",
@@ -344,6 +347,7 @@ def train(config: TrainConfig) -> Path:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*validation_step.*val_dataloader.*")
             warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+            fit_start = time.perf_counter()
             with one_thread_for_loading():
                 trainer.fit(module, train_dataloaders=loader, ckpt_path=checkpoint if config.resume else None)
     except BaseException as error:
@@ -352,6 +356,7 @@ def train(config: TrainConfig) -> Path:
         if isinstance(error, SystemExit) and interrupt.interrupted:
             raise KeyboardInterrupt from None  # Lightning exits with 1 on Ctrl-C; the CLI's convention is 130
         raise
+    train_seconds = time.perf_counter() - fit_start
     trainer.save_checkpoint(checkpoint)
     if not trainer.is_global_zero:
         return out
@@ -370,15 +375,18 @@ def train(config: TrainConfig) -> Path:
                   "precision": str(trainer.precision), "train_images": len(train_paths),
                   "holdout_images": len(holdout_paths), "target_fpr": config.target_fpr,
                   "steps": trainer.global_step, "variant": config.variant,
+                  "train_seconds": round(train_seconds, 1),
                   "task": SEGMENTATION_METHODS[config.method] if segmentation else method.task,
                   "data": str(Path(config.data).resolve()), "category_arg": config.category})
     module.net.to("cpu").float()
     save_run(out, module.net, metadata)
     if holdout_paths:
-        scores = Scorer(out, device="cpu").score(holdout_paths).scores
+        scorer = Scorer(out, device="cpu")
+        held_out = scorer.score(holdout_paths)
         target_fpr = config.target_fpr if segmentation else method.threshold_fpr(config.target_fpr)
-        threshold = threshold_at_fpr(scores, target_fpr)
-        save_run(out, module.net, metadata.replace(threshold=float(threshold)))
+        threshold = threshold_at_fpr(held_out.scores, target_fpr)
+        scale = fit_scale(scorer.input_window(held_out.maps), score_rule, threshold, transform.resize)
+        save_run(out, module.net, metadata.replace(threshold=float(threshold), heatmap_scale=scale.to_dict()))
         say(f"threshold {threshold:.6g} flags at most {target_fpr:.1%} of {len(holdout_paths)} held-out normal images")
     print(f"nsad train: wrote {out / 'model.safetensors'} and {out / 'run.json'}")
     return out

@@ -1,4 +1,9 @@
-"""Heatmaps, overlays and grids as uint8 RGB images."""
+"""Heatmaps, overlays, colour bars, outlines and grids as uint8 RGB images (OpenCV only, no torch).
+
+The one drawing code of ``nsad predict``, ``nsad report`` and ``nsad compare``: every heatmap is
+coloured on its run's :class:`~nsad.viz.scale.HeatmapScale`, with predicted regions outlined in
+white and ground truth in magenta.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ from collections.abc import Sequence
 
 import cv2
 import numpy as np
+
+from nsad.viz.scale import HeatmapScale
 
 
 def to_display(image: np.ndarray) -> np.ndarray:
@@ -60,3 +67,97 @@ def grid(rows: Sequence[Sequence[np.ndarray]], titles: Sequence[str] = (), pad_p
             y, x = top + pad_px + r * (height + pad_px), pad_px + c * (width + pad_px)
             canvas[y:y + height, x:x + width] = tile
     return canvas
+
+
+REGION_COLOUR = (255, 255, 255)
+"""Outline of predicted regions (the run's region threshold): white."""
+TRUTH_COLOUR = (255, 0, 255)
+"""Outline of ground-truth defects: magenta, a colour the 'jet' map never takes."""
+
+
+def line_width(shape: Sequence[int]) -> int:
+    """Outline thickness in pixels for an image of ``shape``: 1 px per 250 px of the shorter side, at least 1."""
+    return max(1, int(round(min(shape[:2]) / 250)))
+
+
+def draw_outlines(image: np.ndarray, mask: np.ndarray | None, colour: tuple[int, int, int],
+                  thickness: int | None = None) -> np.ndarray:
+    """Draw the outer outlines of ``mask``'s connected regions onto a copy of an (H, W, 3) uint8 image.
+
+    The mask is resized to the image with nearest neighbour if needed; an empty or missing mask
+    returns the copy unchanged.
+    """
+    out = image.copy()
+    if mask is None or not mask.any():
+        return out
+    if mask.shape != out.shape[:2]:
+        mask = cv2.resize(mask.astype(np.uint8), (out.shape[1], out.shape[0]), interpolation=cv2.INTER_NEAREST)
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    cv2.drawContours(out, contours, -1, colour, line_width(out.shape) if thickness is None else thickness)
+    return out
+
+
+def _text(canvas: np.ndarray, text: str, origin: tuple[int, int], scale: float, colour=(0, 0, 0)) -> None:
+    cv2.putText(canvas, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, max(1, int(round(scale * 2))),
+                cv2.LINE_AA)
+
+
+def _number(value: float) -> str:
+    return f"{value:.3g}"
+
+
+def colour_bar(height: int, scale: HeatmapScale) -> np.ndarray:
+    """A vertical (height, W, 3) uint8 colour bar of ``scale``, ``high`` on top and ``low`` at the bottom.
+
+    The region threshold is marked with a black line and labelled; the width grows with the height.
+    """
+    font = max(0.35, height / 700)
+    label_px = int(round(font * 20 * 4.6))  # room for "0.123" at this font size
+    bar_px = max(12, height // 20)
+    margin = max(6, int(round(font * 14)))
+    canvas = np.full((height, bar_px + label_px + 3 * margin, 3), 255, np.uint8)
+    top, bottom = margin, height - margin
+    levels = np.linspace(1.0, 0.0, bottom - top)[:, None]
+    strip = cv2.applyColorMap((np.repeat(levels, bar_px, axis=1) * 255).astype(np.uint8), cv2.COLORMAP_JET)
+    canvas[top:bottom, margin:margin + bar_px] = cv2.cvtColor(strip, cv2.COLOR_BGR2RGB)
+    text_x = 2 * margin + bar_px
+    baseline = int(round(font * 10))
+    _text(canvas, _number(scale.high), (text_x, top + 2 * baseline), font)
+    _text(canvas, _number(scale.low), (text_x, bottom), font)
+    if scale.region_threshold is not None:
+        y = int(round(bottom - scale.position(scale.region_threshold) * (bottom - top - 1)))
+        cv2.line(canvas, (margin - 3, y), (margin + bar_px + 3, y), (0, 0, 0), max(1, int(round(font * 3))))
+        _text(canvas, _number(scale.region_threshold), (text_x, min(bottom - 3 * baseline, max(
+            top + 4 * baseline, y + baseline))), font)
+    return canvas
+
+
+def heatmap_overlay(image: np.ndarray, anomaly_map: np.ndarray, scale: HeatmapScale,
+                    truth: np.ndarray | None = None) -> np.ndarray:
+    """The image under its heatmap on the run's ``scale``, at the image's resolution.
+
+    The map is resized to the image; predicted regions are outlined in white and the ground truth
+    (``truth``, optional) in magenta.
+    The heat covers the image by 25% at ``low`` up to 75% at ``high``, so normal parts stay visible.
+    """
+    base = to_display(image)
+    if anomaly_map.shape != base.shape[:2]:
+        anomaly_map = cv2.resize(anomaly_map.astype(np.float32), (base.shape[1], base.shape[0]),
+                                 interpolation=cv2.INTER_LINEAR)
+    heat = colorize(anomaly_map, scale.low, scale.high).astype(np.float32)
+    weight = (0.25 + 0.5 * np.clip((anomaly_map - scale.low) / (scale.high - scale.low), 0, 1))[:, :, None]
+    heat = np.round(base * (1 - weight) + heat * weight).astype(np.uint8)
+    heat = draw_outlines(heat, scale.regions(anomaly_map), REGION_COLOUR)
+    return draw_outlines(heat, truth, TRUTH_COLOUR)
+
+
+def heatmap_figure(image: np.ndarray, anomaly_map: np.ndarray, scale: HeatmapScale,
+                   truth: np.ndarray | None = None) -> np.ndarray:
+    """What ``nsad predict`` writes and reports show, side by side at the image's resolution.
+
+    The image (ground truth outlined, if given), the :func:`heatmap_overlay` and the :func:`colour_bar`.
+    """
+    base = to_display(image)
+    left = draw_outlines(base, truth, TRUTH_COLOUR)
+    return np.concatenate([left, heatmap_overlay(base, anomaly_map, scale, truth),
+                           colour_bar(base.shape[0], scale)], axis=1)
