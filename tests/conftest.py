@@ -111,17 +111,15 @@ def exported(deploy_root, trained):
     return get
 
 
-BOTTLE_SAMPLE = Path(__file__).resolve().parents[1] / "src" / "nsad" / "assets" / "bottle_sample"
-
-
 @pytest.fixture(scope="session")
 def sample_run(tmp_path_factory) -> Path:
     """A tiny NSA run on the bundled bottle sample (96 px, 2 epochs, 3 of 16 images held out), evaluated
     with its HTML report: shared by the report, heatmap and browser tests."""
+    from nsad.data.folder import sample_data_path
     from nsad.pipeline import TrainConfig, evaluate_run, train
 
     out = tmp_path_factory.mktemp("sample") / "run"
-    train(TrainConfig(data=BOTTLE_SAMPLE, out=out, preset="mvtec/bottle", epochs=2, image_size=96, batch_size=8,
+    train(TrainConfig(data=sample_data_path(), out=out, preset="mvtec/bottle", epochs=2, image_size=96, batch_size=8,
                       holdout=0.2, workers=0, progress=False, checkpoint_every=1))
     evaluate_run(out, report=True)
     return out

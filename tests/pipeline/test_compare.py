@@ -174,3 +174,13 @@ def test_cli_rejects_bad_seeds(capsys):
     with pytest.raises(SystemExit):
         main(["compare", "--data", ".", "--methods", "fpi", "--seeds", "0,x", "--out", "o"])
     assert "seeds must be whole numbers separated by commas, got '0,x'" in capsys.readouterr().err
+
+
+def test_report_of_a_comparison_has_its_table_and_heatmap_rows(comparison):
+    from nsad.pipeline.report import write_report
+
+    text = write_report(comparison).read_text(encoding="utf-8")
+    for method in METHODS:
+        assert f"<td>{method}</td>" in text
+    assert text.count('<img src="data:image/png;base64,') == 1
+    assert "http:" not in text and "https:" not in text  # ':' is not a base64 character

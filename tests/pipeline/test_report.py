@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from nsad.cli import main
-from nsad.data.folder import find_dataset
+from nsad.data.folder import find_dataset, sample_data_path
 from nsad.pipeline.evaluate import METRICS_FILE, REPORT_FILE, metrics_of, score_test_set
 from nsad.pipeline.report import gallery_order, plots_of, training_losses
 from nsad.pipeline.scoring import Scorer
@@ -66,7 +66,7 @@ def test_plots_draw_the_reported_numbers(sample_run):
 
 
 def test_gallery_puts_missed_defects_then_false_alarms_first():
-    samples = find_dataset(__import__("conftest").BOTTLE_SAMPLE).test
+    samples = find_dataset(sample_data_path()).test
     kinds = [s.is_anomalous for s in samples]
     scores = np.linspace(0.0, 0.8, len(samples))
     order = gallery_order(samples, scores, threshold=0.45)
@@ -123,7 +123,7 @@ def test_report_in_headless_chromium(sample_run, tmp_path):
         files = driver.execute_script(
             "return Array.from(document.querySelectorAll('#gallery figure.entry')).map(f => f.dataset.file);")
         expected = sorted(f"{s.path.parent.name}/{s.path.name}" for s in find_dataset(
-            __import__("conftest").BOTTLE_SAMPLE).test)
+            sample_data_path()).test)
         assert sorted(files) == expected
         addresses = driver.execute_script("""
             const found = [];

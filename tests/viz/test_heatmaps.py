@@ -122,3 +122,12 @@ def test_outlines_follow_a_mask_at_another_resolution():
     mask[4:12, 4:12] = True
     drawn = draw_outlines(np.zeros((64, 64, 3), np.uint8), mask, TRUTH_COLOUR, thickness=1)
     assert np.all(drawn[16, 16:48] == TRUTH_COLOUR) and not drawn[32, 32].any()
+
+
+def test_drawing_does_not_import_torch_or_matplotlib():
+    import subprocess
+    import sys
+
+    code = ("import sys, nsad.viz, nsad.viz.html; "
+            "assert 'torch' not in sys.modules and 'matplotlib' not in sys.modules, 'heavy import'")
+    subprocess.run([sys.executable, "-c", code], check=True)
