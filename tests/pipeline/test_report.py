@@ -33,6 +33,7 @@ def parsed(path):
     return parser.tags
 
 
+@pytest.mark.slow
 def test_evaluate_writes_the_report_beside_the_metrics(sample_run):
     assert (sample_run / METRICS_FILE).is_file() and (sample_run / REPORT_FILE).is_file()
     tags = parsed(sample_run / REPORT_FILE)
@@ -45,6 +46,7 @@ def test_evaluate_writes_the_report_beside_the_metrics(sample_run):
     assert len(entries) == 9  # every test image of the sample
 
 
+@pytest.mark.slow
 def test_plots_draw_the_reported_numbers(sample_run):
     scorer = Scorer(sample_run, device="cpu")
     test = score_test_set(scorer)
@@ -81,6 +83,7 @@ def test_gallery_puts_missed_defects_then_false_alarms_first():
     assert fn_scores == sorted(fn_scores) and rest == sorted(rest, reverse=True)
 
 
+@pytest.mark.slow
 def test_report_command_writes_where_asked(sample_run, tmp_path, capsys):
     out = tmp_path / "elsewhere" / "r.html"
     assert main(["report", "--run", str(sample_run), "--out", str(out)]) == 0
@@ -101,6 +104,7 @@ def _browser():
     return webdriver, Service(CHROMEDRIVER), options
 
 
+@pytest.mark.slow
 def test_report_in_headless_chromium(sample_run, tmp_path):
     webdriver, service, options = _browser()
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
