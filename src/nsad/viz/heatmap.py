@@ -109,26 +109,31 @@ def _number(value: float) -> str:
 def colour_bar(height: int, scale: HeatmapScale) -> np.ndarray:
     """A vertical (height, W, 3) uint8 colour bar of ``scale``, ``high`` on top and ``low`` at the bottom.
 
-    The region threshold is marked with a black line and labelled; the width grows with the height.
+    The region threshold is marked with a black line across the bar and labelled beside it; the
+    font, and so the width, grow with the height.
     """
     font = max(0.35, height / 700)
-    label_px = int(round(font * 20 * 4.6))  # room for "0.123" at this font size
+    thickness = max(1, int(round(font * 2)))
+    labels = [_number(scale.high), _number(scale.low)]
+    if scale.region_threshold is not None:
+        labels.append(_number(scale.region_threshold))
+    sizes = [cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font, thickness)[0] for text in labels]
+    text_w, text_h = max(w for w, _ in sizes), max(h for _, h in sizes)
     bar_px = max(12, height // 20)
     margin = max(6, int(round(font * 14)))
-    canvas = np.full((height, bar_px + label_px + 3 * margin, 3), 255, np.uint8)
+    canvas = np.full((height, 3 * margin + bar_px + text_w, 3), 255, np.uint8)
     top, bottom = margin, height - margin
     levels = np.linspace(1.0, 0.0, bottom - top)[:, None]
     strip = cv2.applyColorMap((np.repeat(levels, bar_px, axis=1) * 255).astype(np.uint8), cv2.COLORMAP_JET)
     canvas[top:bottom, margin:margin + bar_px] = cv2.cvtColor(strip, cv2.COLOR_BGR2RGB)
     text_x = 2 * margin + bar_px
-    baseline = int(round(font * 10))
-    _text(canvas, _number(scale.high), (text_x, top + 2 * baseline), font)
-    _text(canvas, _number(scale.low), (text_x, bottom), font)
+    _text(canvas, labels[0], (text_x, top + text_h), font)
+    _text(canvas, labels[1], (text_x, bottom), font)
     if scale.region_threshold is not None:
         y = int(round(bottom - scale.position(scale.region_threshold) * (bottom - top - 1)))
         cv2.line(canvas, (margin - 3, y), (margin + bar_px + 3, y), (0, 0, 0), max(1, int(round(font * 3))))
-        _text(canvas, _number(scale.region_threshold), (text_x, min(bottom - 3 * baseline, max(
-            top + 4 * baseline, y + baseline))), font)
+        label_y = min(bottom - 2 * text_h, max(top + 3 * text_h, y + text_h // 2))  # clear of the end labels
+        _text(canvas, labels[2], (text_x, label_y), font)
     return canvas
 
 
