@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 
@@ -67,3 +68,28 @@ def check_image_pair(image: np.ndarray, source: np.ndarray) -> None:
 def levels_per_8bit(dtype: np.dtype) -> float:
     """Intensity levels of ``dtype`` per 8-bit level: 1 for uint8, 257 for uint16 (65535 / 255)."""
     return 1.0 if np.dtype(dtype) == np.uint8 else 257.0
+
+
+def check_new_folder(out: Path, command: str) -> None:
+    """Refuse an output folder that is a file, lies inside a file, or already holds something.
+
+    Commands write their results only into a new or empty folder, so earlier results are never
+    overwritten or mixed with new ones.
+
+    Raises:
+        FileExistsError: if ``out`` is a file or a folder that is not empty.
+        NotADirectoryError: if a parent of ``out`` is a file.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"--out {out} is a file; give a new or empty folder for the results")
+    if out.is_dir() and any(out.iterdir()):
+        names = sorted(path.name for path in out.iterdir())
+        shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+        raise FileExistsError(f"--out {out} already holds {len(names)} files or folders ({shown}); nsad {command} "
+                              "does not overwrite or mix results: choose a new or empty --out")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise NotADirectoryError(f"--out {out}: {parent} is a file, so no folder can be made inside it")
+            break

@@ -393,9 +393,29 @@ def test_read_mask_all_zero_is_accepted(tmp_path):
 def test_read_mask_rejects_non_binary_values(tmp_path, values, shown):
     mask = np.array([values], np.uint8)
     write_image(tmp_path / "bad.png", mask)
-    message = f"bad.png must be binary (0/255 or 0/1); found {len(values)} distinct values: {shown}"
+    message = (f"bad.png must be binary (0/255 or 0/1, or 0 and a few levels near the maximum); found "
+               f"{len(values)} distinct values: {shown}")
     with pytest.raises(ValueError, match=re.escape(message)):
         read_mask(tmp_path / "bad.png")
+
+
+@pytest.mark.parametrize("dtype, levels", [(np.uint8, (253, 254, 255)), (np.uint8, (254,)),
+                                           (np.uint16, (65000, 65535))])
+def test_read_mask_levels_near_the_maximum_are_binary_with_a_warning(tmp_path, dtype, levels):
+    mask = np.zeros((4, 6), dtype)
+    mask[1, :len(levels)] = levels
+    mask[2, 2] = levels[0]
+    write_image(tmp_path / "m.png", mask)
+    with pytest.warns(UserWarning, match="read as binary: every non-zero pixel is defect"):
+        binary = read_mask(tmp_path / "m.png")
+    np.testing.assert_array_equal(binary, mask > 0)
+
+
+@pytest.mark.parametrize("levels", [(250, 252, 254, 255), (240, 255)], ids=["four levels", "far from 255"])
+def test_read_mask_refuses_more_or_farther_levels(tmp_path, levels):
+    write_image(tmp_path / "m.png", np.array([(0, *levels)], np.uint8))
+    with pytest.raises(ValueError, match="must be binary"):
+        read_mask(tmp_path / "m.png")
 
 
 def test_read_mask_size_mismatch_names_both_files(tmp_path):

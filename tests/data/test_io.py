@@ -58,6 +58,8 @@ def test_folders(tmp_path):
         list_images(tmp_path)
     write_image(tmp_path / "b.png", np.zeros((4, 4, 1), np.uint8))
     write_image(tmp_path / "a.PNG", np.zeros((4, 4, 1), np.uint8))
+    (tmp_path / "._a.PNG").write_bytes(b"\x00\x05\x16\x07 macOS AppleDouble")  # hidden files are not images
+    (tmp_path / ".thumb.png").write_bytes(b"junk")
     assert [p.name for p in list_images(tmp_path)] == ["a.PNG", "b.png"]
 
 

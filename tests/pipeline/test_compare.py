@@ -161,7 +161,7 @@ def test_cli_passes_the_settings_on(monkeypatch, tmp_path, capsys):
         seen.update(base=base, methods=methods, seeds=seeds, out=out, options=options, images=heatmap_images)
         raise ValueError("stop here")
 
-    monkeypatch.setattr("nsad.cli.compare.compare", fake_compare)
+    monkeypatch.setattr("nsad.pipeline.compare.compare", fake_compare)
     argv = ["compare", "--data", str(tmp_path), "--methods", "nsa-logistic, ssae", "--seeds", "3,4", "--epochs", "2",
             "--image-size", "96", "--out", str(tmp_path / "o"), "--option", "objective=1", "--heatmap-images", "0"]
     assert main(argv) == 2 and "nsad compare: error: stop here" in capsys.readouterr().err

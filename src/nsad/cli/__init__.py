@@ -11,19 +11,23 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import logging
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
 
 from nsad import __version__
-from nsad.cli import bench, compare, demo, evaluate, export, predict, report, serve, synth, train
 
-COMMANDS = (demo, train, evaluate, predict, report, export, serve, compare, synth, bench)
+COMMANDS = ("demo", "train", "evaluate", "predict", "report", "export", "serve", "compare", "synth", "bench")
+"""The subcommands, each a module ``nsad.cli.NAME`` with ``register(subparsers)``; only the one run is imported."""
 USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, FileExistsError,
                PermissionError, TimeoutError)
 """Exceptions whose message is the whole story (nsad raises them naming the file or value): exit status 2."""
-LIBRARY_LOGGERS = ("lightning.pytorch", "lightning.fabric", "lightning")
+LIBRARY_LOGGERS = ("lightning.pytorch", "lightning.fabric", "lightning", "lightning.pytorch.utilities.rank_zero",
+                   "lightning.fabric.utilities.rank_zero")
+"""Loggers of Lightning's notices. Importing Lightning resets the level of its two top loggers, so the loggers
+its notices go through (``rank_zero_info``) are quietened too."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -34,16 +38,17 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every subcommand registered."""
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The top-level parser: with every subcommand, or only the one ``argv`` names (so that only its module loads)."""
     parser = Parser(
         prog="nsad",
         description="Train image anomaly detectors from normal images with natural synthetic anomalies "
                     "(NSA) and its baselines; find and outline defects in new images.")
     parser.add_argument("--version", action="version", version=f"nsad {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser)
-    for command in COMMANDS:
-        command.register(subparsers)
+    named = next((item for item in argv or () if not item.startswith("-")), None)
+    for name in [named] if named in COMMANDS else COMMANDS:
+        importlib.import_module(f"nsad.cli.{name}").register(subparsers)
     for name, subparser in subparsers.choices.items():
         subparser.add_argument("--verbose", action="store_true",
                                help="also show the libraries' notices (Lightning's device summary, its warnings)")
@@ -53,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def given_options(argv: Sequence[str]) -> set[str]:
     """The destinations of the options written on the command line ``argv`` (not left at their defaults)."""
-    parser = build_parser()
+    parser = build_parser(argv)
     stack = [parser]
     while stack:
         current = stack.pop()
@@ -95,8 +100,11 @@ def messages(command: str, verbose: bool) -> Iterator[None]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; user errors print one line and return 2 instead of a traceback, Ctrl-C 130."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    parser = build_parser(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # reported by the subcommand's parser, which names the command and its --help
+        subcommands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        subcommands.choices[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     args.given = given_options(argv)
     try:
         with messages(args.command, args.verbose):

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nsad.cli._types import integer
 from nsad.cli.train import METHOD_HELP, add_training_options, config_from_args, parse_options
-from nsad.pipeline.compare import FIGURE, TABLE_CSV, TABLE_MD, compare, markdown_table
+
+TABLE_MD, TABLE_CSV, FIGURE = "comparison.md", "comparison.csv", "heatmaps.png"  # as nsad.pipeline.compare writes
 
 
 def _names(text: str) -> list[str]:
@@ -52,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     parser.add_argument(
         "--heatmap-images",
-        type=int,
+        type=integer(0),
         default=4,
         help="test images in the heatmap figure (default: 4; 0 for none)",
     )
@@ -63,6 +65,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the comparison and print its table."""
+    from nsad.pipeline.compare import compare, markdown_table
+
     base = config_from_args(args, method=args.methods[0] if args.methods else "nsa-logistic", options={})
     result = compare(
         base, args.methods, args.seeds, args.out, parse_options(args.option), args.heatmap_images, args.device

@@ -6,10 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
+from nsad.cli._types import integer
 from nsad.data.folder import sample_data_path
-from nsad.pipeline.evaluate import METRICS_FILE, evaluate_run
-from nsad.pipeline.predict import SCORES_FILE, predict
-from nsad.pipeline.train import TrainConfig, train
 
 DEMO_IMAGE_SIZE = 128
 
@@ -21,14 +19,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "(128 px, CC BY-NC-SA 4.0), evaluate it on the 9 bundled test images and write heatmaps "
                     "for them. A real model needs the full data and the paper's 320 epochs: see nsad train.")
     parser.add_argument("--out", type=Path, default=Path("demo-output"), help="output folder (default: demo-output)")
-    parser.add_argument("--epochs", type=int, default=25, help="training epochs (default: 25)")
-    parser.add_argument("--examples-per-epoch", type=int, default=64,
+    parser.add_argument("--epochs", type=integer(1), default=25, help="training epochs (default: 25)")
+    parser.add_argument("--examples-per-epoch", type=integer(1), default=64,
                         help="synthetic examples per epoch (default: 64)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--seed", type=integer(0), default=0, help="random seed (default: 0)")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from nsad.pipeline.evaluate import METRICS_FILE, evaluate_run
+    from nsad.pipeline.predict import SCORES_FILE, predict
+    from nsad.pipeline.train import TrainConfig, train
+
     start = time.perf_counter()
     data = sample_data_path()
     run_dir = args.out / "run"

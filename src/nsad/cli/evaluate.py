@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from nsad.metrics import format_table, mean_sem
-from nsad.pipeline.evaluate import METRICS_FILE, REPORT_FILE, evaluate_run
+
+METRICS_FILE, REPORT_FILE = "metrics.json", "report.html"  # as nsad.pipeline.evaluate writes them
 
 COLUMNS = ("image_auroc", "pixel_auroc", "aupro", "image_f1_max", "pixel_f1_max")
 
@@ -17,7 +19,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=f"Score the labelled test images with each --run and write RUN/{METRICS_FILE}: image AUROC, "
                     "pixel AUROC, AU-PRO up to FPR 0.3 and F1-max, overall and per defect type, and "
                     f"RUN/{REPORT_FILE} (see nsad report). Several runs "
-                    "(e.g. seeds) also print mean ± standard deviation over the runs, the standard error beside it.")
+                    "(e.g. seeds) also print mean ± standard deviation over the runs, the standard error beside it. "
+                    f"RUN/{METRICS_FILE} holds the result on the run's own test data with its score rule and is "
+                    "never replaced: other results (--data, --score-rule, a resumed run) go to RUN/metrics-2.json, "
+                    "metrics-3.json..., and the command says which.")
     parser.add_argument("--run", dest="runs", required=True, action="append", type=Path,
                         help="run folder (repeatable)")
     parser.add_argument("--data", type=Path, help="test data (default: the data the run was trained on)")
@@ -29,9 +34,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from nsad.pipeline.evaluate import evaluate_run
+
     reports = [evaluate_run(path, args.data, args.category, args.device, args.score_rule, report=True)
                for path in args.runs]
     for report in reports:
+        if Path(report["file"]).name != METRICS_FILE:
+            print(f"nsad evaluate: wrote {report['file']} ({Path(report['run']) / METRICS_FILE} is kept for the "
+                  "run's own test data and score rule)", file=sys.stderr)
         rows = {"all": report["metrics"], **report["by_defect_type"]}
         table = {name: {column: values.get(column, float("nan")) for column in COLUMNS}
                  for name, values in rows.items()}

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from nsad._checks import check_new_folder
+from nsad.cli._types import integer
 from nsad.data.io import normal_image_paths, read_image, write_image
-from nsad.synth import TASKS, SynthDataset, get_preset, get_task
+from nsad.synth import TASKS, SynthDataset, Task, get_preset, get_task
 from nsad.synth._blend import BLEND_BACKENDS
 from nsad.synth.presets import PRESET_NAMES
 from nsad.variants import DEFAULT_VARIANT, VARIANTS
@@ -34,12 +39,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help=f"synthetic task: {', '.join(sorted(TASKS))} (default: nsa-logistic)")
     parser.add_argument("--preset", default="default", metavar="PRESET",
                         help=f"per-class settings: {', '.join(PRESET_NAMES)} (default: default)")
-    parser.add_argument("--count", type=int, default=64, help="number of examples (default: 64)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed; example i uses (seed, 0, i)")
+    parser.add_argument("--count", type=integer(1), default=64, help="number of examples (default: 64)")
+    parser.add_argument("--seed", type=integer(0), default=0, help="random seed; example i uses (seed, 0, i)")
     parser.add_argument("--out", required=True, type=Path, help="output folder (created; must be empty)")
     parser.add_argument("--backend", choices=sorted(BLEND_BACKENDS), default=None,
                         help="Poisson blending backend (default: the library's default)")
-    parser.add_argument("--ellipses", type=int, default=0,
+    parser.add_argument("--ellipses", type=integer(0), default=0,
                         help="NSA/FPI/PII: shape patches as a union of this many random ellipses (default: 0, "
                              "rectangles)")
     parser.add_argument("--variant", choices=VARIANTS, default=DEFAULT_VARIANT,
@@ -55,13 +60,18 @@ def label_to_png(label: np.ndarray, label_kind: str) -> np.ndarray:
     return np.clip(np.rint(label * 255.0), 0, 255).astype(np.uint8)
 
 
+def _describe(image: np.ndarray) -> str:
+    return f"{image.shape[1]}x{image.shape[0]} px, {image.shape[2]}-channel {image.dtype}"
+
+
 def run(args: argparse.Namespace) -> int:
-    if args.count < 1:
-        raise ValueError(f"--count must be at least 1, got {args.count}")
-    if args.out.exists() and any(args.out.iterdir()):
-        raise FileExistsError(f"output folder {args.out} is not empty; choose a new one")
+    check_new_folder(args.out, "synth")
     paths = normal_image_paths(args.data)
     images = [read_image(path) for path in paths]
+    for path, image in zip(paths, images, strict=True):
+        if image.shape != images[0].shape or image.dtype != images[0].dtype:
+            raise ValueError(f"{path} is {_describe(image)} but {paths[0]} is {_describe(images[0])}; nsad synth "
+                             "blends images of one size, channel count and bit depth: give a folder of such images")
     options = {"backend": args.backend} if args.backend else {}
     if args.ellipses:
         options["ellipses"] = args.ellipses
@@ -73,14 +83,28 @@ def run(args: argparse.Namespace) -> int:
     task = get_task(args.task, get_preset(args.preset), **options)
     dataset = SynthDataset(images, task, seed=args.seed, length=args.count)
     dataset.example(0)  # fail on bad settings (e.g. images too small) before creating anything
-    args.out.mkdir(parents=True, exist_ok=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{args.out.name}.", suffix=".new", dir=args.out.parent))
+    try:
+        write_examples(staging, dataset, task, paths, images, args)
+        os.replace(staging, args.out)  # complete or absent; an empty --out is replaced
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    print(f"wrote {args.count} {args.task} examples from {len(paths)} images to {args.out} "
+          f"(gallery: {args.out / 'gallery.png'})")
+    return 0
+
+
+def write_examples(out: Path, dataset: SynthDataset, task: Task, paths: list[Path], images: list[np.ndarray],
+                   args: argparse.Namespace) -> None:
+    """Write ``args.count`` examples, their labels, ``examples.jsonl`` and ``gallery.png`` into ``out``."""
     gallery_rows = []
-    with open(args.out / "examples.jsonl", "w") as lines:
+    with open(out / "examples.jsonl", "w") as lines:
         for index in range(args.count):
             synth, dest, source = dataset.example(index)
             image_name, label_name = f"{index:04d}_image.png", f"{index:04d}_label.png"
-            write_image(args.out / image_name, synth.image)
-            write_image(args.out / label_name, label_to_png(synth.label, task.label_kind))
+            write_image(out / image_name, synth.image)
+            write_image(out / label_name, label_to_png(synth.label, task.label_kind))
             record = {"index": index, "image": image_name, "label": label_name, "destination": paths[dest].name,
                       "source": paths[source].name, "patches": [p.as_dict() for p in synth.patches]}
             lines.write(json.dumps(record) + "\n")
@@ -90,7 +114,4 @@ def run(args: argparse.Namespace) -> int:
                                      overlay(np.zeros_like(synth.image), synth.label, vmax=vmax, opacity=1.0),
                                      overlay(synth.image, synth.label, vmax=vmax)])
     titles = ("normal", "synthetic", "label (to its max)", "overlay")
-    write_image(args.out / "gallery.png", grid(gallery_rows, titles=titles))
-    print(f"wrote {args.count} {args.task} examples from {len(paths)} images to {args.out} "
-          f"(gallery: {args.out / 'gallery.png'})")
-    return 0
+    write_image(out / "gallery.png", grid(gallery_rows, titles=titles))

@@ -7,17 +7,18 @@ import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nsad.pipeline._runfolder import CONFIG_FILE, RUNTIME_SETTINGS
-from nsad.pipeline.methods import METHODS
-from nsad.pipeline.train import ALL_METHODS, TrainConfig, train
+from nsad.cli._types import integer, number
 from nsad.synth.presets import PRESET_NAMES
 from nsad.variants import DEFAULT_VARIANT, VARIANTS
 
 VARIANT_HELP = ("paper: the NSA paper's text; authors: the NSA authors' published code (half-size resize clip, "
                 "their object tests and label region, nearest-neighbour rotation with black fill, vertical flips of "
                 "textures, their decoder, the learning rate stepped per epoch)")
+
+if TYPE_CHECKING:
+    from nsad.pipeline.train import TrainConfig
 
 METHOD_HELP = ("nsa-logistic (the paper's best), nsa-binary, nsa-continuous, cutpaste-e2e, fpi, pii: the "
                "NSA paper's encoder-decoder on each synthetic task; cutpaste-3way, cutpaste-binary, "
@@ -53,13 +54,16 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=PRESET_NAMES, metavar="PRESET",
                         help=f"per-class settings: {', '.join(PRESET_NAMES)} (default: mvtec/CATEGORY if it "
                              "exists, else default)")
-    parser.add_argument("--epochs", type=int, help="training epochs (default: the preset's, e.g. 320 for bottle)")
-    parser.add_argument("--batch-size", type=int, default=64, help="examples per step (default: 64, the paper's)")
-    parser.add_argument("--image-size", type=int, default=256,
+    parser.add_argument("--epochs", type=integer(1),
+                        help="training epochs (default: the preset's, e.g. 320 for bottle)")
+    parser.add_argument("--batch-size", type=integer(1), default=64,
+                        help="examples per optimiser step, shared out among the processes of a multi-process run "
+                             "(default: 64, the paper's)")
+    parser.add_argument("--image-size", type=integer(8), default=256,
                         help="side images are resized to; crops scale with it (default: 256, the paper's)")
-    parser.add_argument("--holdout", type=float, default=0.1,
+    parser.add_argument("--holdout", type=number(0.0, 0.5), default=0.1,
                         help="fraction of normal images held out to calibrate the threshold (default: 0.1)")
-    parser.add_argument("--target-fpr", type=float, default=0.01,
+    parser.add_argument("--target-fpr", type=number(0.0, 1.0), default=0.01,
                         help="false-positive rate on held-out normal images for the threshold (default: 0.01)")
     parser.add_argument("--score-rule",
                         help="image score: mean (the paper's), max, topk:F, area:N (Bauer's minimum defect "
@@ -67,18 +71,18 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
                              "area:N for ssae)")
     parser.add_argument("--option", action="append", metavar="KEY=VALUE",
                         help="an option of the CutPaste methods or ssae, repeatable, e.g. --option "
-                             "objective=1 --option stride_px=4; pixel sizes at the 256-px frame. " + "; ".join(
-                                 f"{name}: {', '.join(method.option_names())}" for name, method in
-                                 {"cutpaste-*": METHODS["cutpaste-3way"], "ssae": METHODS["ssae"]}.items()))
+                             "objective=1 --option stride_px=4; pixel sizes at the 256-px frame (an unknown "
+                             "KEY is refused with the list of the method's options)")
     parser.add_argument("--accelerator", default="auto", help="Lightning accelerator: auto, cpu, gpu (default: auto)")
     parser.add_argument("--devices", default="auto", help="Lightning devices: auto, N or a list like 0,1")
     parser.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp (default: auto)")
-    parser.add_argument("--num-nodes", type=int, default=1, help="machines for multi-node ddp (default: 1)")
+    parser.add_argument("--num-nodes", type=integer(1), default=1, help="machines for multi-node ddp (default: 1)")
     parser.add_argument("--precision", help="Lightning precision, e.g. 32-true, bf16-mixed, 16-mixed "
                                             "(default: bf16-mixed on CUDA, 32-true on the CPU)")
-    parser.add_argument("--workers", type=int, help="data loader processes (default: CPU cores - 1, at most 8)")
-    parser.add_argument("--checkpoint-every", type=int, default=10, help="epochs between checkpoints (default: 10)")
-    parser.add_argument("--max-minutes", type=float,
+    parser.add_argument("--workers", type=integer(0), help="data loader processes (default: CPU cores - 1, at most 8)")
+    parser.add_argument("--checkpoint-every", type=integer(1), default=10,
+                        help="epochs between checkpoints (default: 10)")
+    parser.add_argument("--max-minutes", type=number(0.0, low_open=True),
                         help="time budget: stop training after this many minutes even if epochs remain")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--synth-on-device", action="store_true",
@@ -97,16 +101,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", required=True, type=Path,
                         help="an MVTec AD category folder, a data set root with --category, or a plain layout "
                              "(train/ with normal images, optional test/)")
-    parser.add_argument("--method", default="nsa-logistic", choices=ALL_METHODS, metavar="METHOD",
+    parser.add_argument("--method", default="nsa-logistic", metavar="METHOD",
                         help=f"{METHOD_HELP} (default: nsa-logistic)")
     parser.add_argument("--out", required=True, type=Path, help="run folder to write")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the model and the synthetic examples")
+    parser.add_argument("--seed", type=integer(0), default=0, help="seed of the model and the synthetic examples")
     parser.add_argument("--resume", action="store_true", help="continue from --out's last checkpoint")
     add_training_options(parser)
     parser.set_defaults(handler=run)
 
 
 def config_from_args(args: argparse.Namespace, **overrides: object) -> TrainConfig:
+    from nsad.pipeline.train import TrainConfig
+
     devices: str | int = args.devices
     if isinstance(devices, str) and devices.isdigit():
         devices = int(devices)
@@ -135,6 +141,9 @@ def with_run_settings(config: TrainConfig, given: set[str]) -> TrainConfig:
     Settings that are given are kept, so that :func:`nsad.pipeline.train.train` refuses those that
     differ from the run's; settings of how to train (devices, workers...) keep this call's values.
     """
+    from nsad.pipeline._runfolder import CONFIG_FILE, RUNTIME_SETTINGS
+    from nsad.pipeline.train import TrainConfig
+
     try:
         saved = json.loads((Path(config.out) / CONFIG_FILE).read_text())
     except (OSError, ValueError):
@@ -146,6 +155,8 @@ def with_run_settings(config: TrainConfig, given: set[str]) -> TrainConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    from nsad.pipeline.train import train
+
     config = config_from_args(args)
     if config.resume:
         config = with_run_settings(config, getattr(args, "given", set()))

@@ -25,6 +25,7 @@ resizes with nearest-neighbour interpolation, so a resized mask stays binary.
 from __future__ import annotations
 
 import difflib
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -33,7 +34,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from nsad.data.io import IMAGE_SUFFIXES, decode_file, list_images
+from nsad.data.io import decode_file, is_image_file, list_images
 
 NORMAL_NAMES: tuple[str, ...] = ("good", "normal", "ok")
 """Test (and training) folder names that mean "normal"; any other test folder name is a defect type."""
@@ -241,7 +242,9 @@ def read_mask(path: str | Path, size: int | Sequence[int] | None = None, *,
 
     Args:
         path: a single-channel image (or one whose channels are equal) holding only 0 and 255, or
-            only 0 and 1 (16-bit files: 0 and 65535 or 0 and 1). An all-zero mask is accepted.
+            only 0 and 1 (16-bit files: 0 and 65535 or 0 and 1). An all-zero mask is accepted, and so
+            is one holding 0 and up to three levels within 2% of the maximum (0, 253, 254 and 255, as
+            a public benchmark ships them): every non-zero pixel is then defect, with a warning.
         size: the output size: an int for a square, or (height, width); None keeps the file's size.
             Resizing uses nearest-neighbour interpolation (``cv2.INTER_NEAREST_EXACT``, which
             samples pixel centres like PIL's nearest filter), so the result stays binary.
@@ -325,6 +328,13 @@ def image_size(path: str | Path) -> tuple[int, int]:
         return read_image(path).shape[:2]
 
 
+NEAR_MAXIMUM_LEVELS = 3
+"""A mask may hold up to this many non-zero levels within :data:`NEAR_MAXIMUM_SPAN` of the maximum and still be
+binary: some public benchmarks ship masks with 0, 253, 254 and 255, and their evaluation counts every non-zero
+pixel as defect."""
+NEAR_MAXIMUM_SPAN = 0.02
+
+
 def _as_binary(mask: np.ndarray, path: Path) -> np.ndarray:
     nonzero = int(np.count_nonzero(mask))
     if nonzero == 0:
@@ -334,10 +344,17 @@ def _as_binary(mask: np.ndarray, path: Path) -> np.ndarray:
     if top in accepted and int(np.count_nonzero(mask == top)) == nonzero:
         return mask != 0
     values = np.unique(mask)
+    levels = values[values > 0]
+    full = np.iinfo(mask.dtype).max
+    if levels.size <= NEAR_MAXIMUM_LEVELS and levels.min() >= (1 - NEAR_MAXIMUM_SPAN) * full:
+        warnings.warn("masks holding 0 and a few levels near the maximum (such as 253, 254, 255) are read as binary: "
+                      "every non-zero pixel is defect, as the benchmarks' own evaluation counts them", stacklevel=3)
+        return mask != 0
     shown = ", ".join(str(v) for v in values[:10].tolist()) + (", ..." if values.size > 10 else "")
     pairs = "0/255 or 0/1" if mask.dtype == np.uint8 else "0/65535, 0/255 or 0/1"
-    raise ValueError(f"mask {path} must be binary ({pairs}); found {values.size} distinct values: [{shown}] "
-                     "(a mask saved as JPEG or resized with interpolation is no longer binary)")
+    raise ValueError(f"mask {path} must be binary ({pairs}, or 0 and a few levels near the maximum); found "
+                     f"{values.size} distinct values: [{shown}] (a mask saved as JPEG or resized with "
+                     "interpolation is no longer binary)")
 
 
 def _size_hw(size: int | Sequence[int]) -> tuple[int, int]:
@@ -361,7 +378,7 @@ def _subfolders(folder: Path) -> list[str]:
 
 
 def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(p for p in folder.iterdir() if is_image_file(p))
 
 
 def _categories(root: Path) -> list[str]:

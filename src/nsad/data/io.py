@@ -11,6 +11,11 @@ import numpy as np
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
+def is_image_file(path: Path) -> bool:
+    """Whether ``path`` is a visible image file: an image suffix, and not hidden (``.name``, macOS ``._name``)."""
+    return not path.name.startswith(".") and path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
+
+
 def decode_file(path: Path, kind: str = "image") -> np.ndarray:
     """Decode an 8- or 16-bit image file as OpenCV stores it (BGR order, alpha kept).
 
@@ -115,7 +120,7 @@ def write_image(path: str | Path, image: np.ndarray) -> None:
 
 
 def list_images(folder: str | Path) -> list[Path]:
-    """Return the image files directly inside ``folder``, sorted by name.
+    """Return the image files directly inside ``folder``, sorted by name; hidden files (``.*``, ``._*``) are skipped.
 
     Raises:
         FileNotFoundError: if ``folder`` does not exist or is not a folder.
@@ -124,7 +129,7 @@ def list_images(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"image folder not found: {folder}")
-    paths = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    paths = sorted(p for p in folder.iterdir() if is_image_file(p))
     if not paths:
         raise ValueError(f"no images in {folder}; accepted file types: {', '.join(IMAGE_SUFFIXES)}")
     return paths

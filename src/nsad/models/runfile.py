@@ -369,6 +369,15 @@ def read_metadata(folder: str | Path) -> RunMetadata:
     if not folder.is_dir():
         raise FileNotFoundError(f"run folder {str(folder)!r} does not exist or is not a folder")
     path = folder / METADATA_NAME
+    if not path.is_file() and ((folder / "checkpoints").is_dir() or (folder / "config.json").is_file()):
+        try:
+            data = json.loads((folder / "config.json").read_text())["data"]
+        except (OSError, ValueError, KeyError, TypeError):
+            data = "DATA"
+        raise FileNotFoundError(
+            f"{str(folder)!r} is an unfinished nsad run: its training stopped before writing {METADATA_NAME}; "
+            f"finish it with: nsad train --data {data} --out {folder} --resume"
+        )
     if not path.is_file():
         raise FileNotFoundError(
             f"{str(folder)!r} is not an nsad run: it has no {METADATA_NAME} "

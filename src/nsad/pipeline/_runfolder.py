@@ -85,10 +85,13 @@ def check_out_folder(out: Path, resume: bool, checkpoint: Path) -> None:
             if not parent.is_dir():
                 raise NotADirectoryError(f"--out {out}: {parent} is a file, so no folder can be made inside it")
             break
+    never_started = (out / CONFIG_FILE).is_file() and not checkpoint.is_file() and not (out / "run.json").is_file()
+    if never_started:  # left by an nsad before runs were created atomically
+        raise FileExistsError(f"run folder {out} holds a run that stopped before its first step ({CONFIG_FILE}, "
+                              "no checkpoint): nothing to resume; remove the folder and train again")
     if resume:
         if not checkpoint.is_file():
-            unfinished = " (a finished run: train a new one with another --out)" if (out / "run.json").is_file() else ""
-            raise FileNotFoundError(f"nothing to resume in {out}: {checkpoint} does not exist{unfinished}")
+            raise FileNotFoundError(f"nothing to resume in {out}: {checkpoint} does not exist")
     elif out.is_dir() and any(out.iterdir()):
         raise FileExistsError(f"run folder {out} is not empty; choose a new --out or pass --resume")
 

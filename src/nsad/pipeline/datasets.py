@@ -8,6 +8,7 @@ training image by a synthetic task, normalised. Every example is drawn from
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,6 +32,8 @@ from nsad.synth.objects import object_mask
 from nsad.synth.presets import Preset
 from nsad.synth.registry import Task
 
+ENLARGED_WARNING = 2.0
+"""Images enlarged more than this many times to the training or test frame get a warning."""
 CONTINUOUS_LABEL_SCALE = 1.0 / 255.0
 """Continuous labels (8-bit levels) are trained in units of the full intensity range."""
 
@@ -43,14 +46,20 @@ def load_training_images(paths: Sequence[Path], config: TransformConfig) -> list
     """
     side = config.texture_resize if config.kind == "texture" else config.resize
     whole = Geometry(resize=side, crop=side, top=0, left=0)
-    images = []
+    images, enlarged = [], []
     for path in paths:
         image = read_image(path)
+        if min(image.shape[:2]) * ENLARGED_WARNING < side:
+            enlarged.append(f"{path} ({image.shape[1]}x{image.shape[0]})")
         images.append(apply_geometry(to_grayscale(image) if config.grayscale else image, whole))
         if images[-1].shape != images[0].shape or images[-1].dtype != images[0].dtype:
             raise ValueError(f"training images must share channels and bit depth: {paths[0].name} is "
                              f"{images[0].shape[2]}-channel {images[0].dtype}, {path.name} is "
                              f"{images[-1].shape[2]}-channel {images[-1].dtype}")
+    if enlarged:
+        warnings.warn(f"{len(enlarged)} training images are enlarged more than {ENLARGED_WARNING:g}x to the "
+                      f"{side}-px training frame: {', '.join(enlarged[:3])}{', ...' if len(enlarged) > 3 else ''}",
+                      stacklevel=2)
     return images
 
 

@@ -26,20 +26,46 @@ from nsad.data.transforms import TransformConfig, frame_map, resize_map, test_tr
 from nsad.models.runfile import LoadedRun, RunMetadata, load_run
 from nsad.pipeline.datasets import TestImages
 from nsad.pipeline.methods import SCORING_MODELS
-from nsad.postprocess import check_score_rule, final_image_scores
+from nsad.postprocess import check_score_rule, final_image_scores, parse_score_rule
 
 
-def transform_of(metadata: RunMetadata) -> TransformConfig:
-    """The test transform a run was trained for (:func:`~nsad.data.transforms.test_transform_of`)."""
-    return test_transform_of(metadata.preset_values.get("kind", "object"), metadata.resize_hw, metadata.crop_hw,
-                             metadata.net.in_channels)
+def transform_of(metadata: RunMetadata, folder: Path | str = "RUN") -> TransformConfig:
+    """The test transform a run was trained for (:func:`~nsad.data.transforms.test_transform_of`).
+
+    Raises:
+        ValueError: naming ``folder/run.json`` when its sizes do not make a transform.
+    """
+    try:
+        return test_transform_of(metadata.preset_values.get("kind", "object"), metadata.resize_hw, metadata.crop_hw,
+                                 metadata.net.in_channels)
+    except ValueError as error:
+        crop = metadata.crop_hw and list(metadata.crop_hw)
+        raise ValueError(f"{Path(folder) / 'run.json'}: resize_hw {metadata.resize_hw and list(metadata.resize_hw)} "
+                         f"and crop_hw {crop} do not make a test transform ({error})") from None
 
 
 def pick_device(device: str | None = None) -> torch.device:
-    """``device`` if given, else CUDA when available, else the CPU."""
-    if device:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """``device`` if given, else CUDA when available, else the CPU.
+
+    Raises:
+        ValueError: for a name torch does not know, or a CUDA device this machine does not have.
+    """
+    if not device:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise ValueError(f"--device {device!r} is not a torch device; accepted: cpu, cuda, cuda:N "
+                         "(N from 0 to the number of GPUs - 1)") from None
+    if chosen.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"--device {device}: torch finds no CUDA GPU on this machine; use --device cpu")
+        if chosen.index is not None and chosen.index >= count:
+            raise ValueError(f"--device {device}: this machine has {count} CUDA GPUs (cuda:0 to cuda:{count - 1})")
+    elif chosen.type not in ("cpu", "mps", "xpu"):
+        raise ValueError(f"--device {device}: nsad scores on cpu or cuda[:N]")
+    return chosen
 
 
 class MapModel(Protocol):
@@ -107,7 +133,13 @@ class Scorer:
         self.device = pick_device(device)
         self.run = run if isinstance(run, LoadedRun) else load_run(run, device=self.device)
         self.metadata = self.run.metadata
-        self.transform = transform_of(self.metadata)
+        self.transform = transform_of(self.metadata, self.run.folder)
+        if score_rule is None:
+            try:
+                parse_score_rule(self.metadata.score_rule)
+            except ValueError as error:
+                raise ValueError(f"{self.run.folder / 'run.json'}: its score_rule is not usable ({error}); "
+                                 "override it with --score-rule") from None
         self.score_rule = score_rule or self.metadata.score_rule
         self.model = map_model(self.run, self.device)
         check_score_rule(self.score_rule, self.model.image_level, self.metadata.model)

@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import shutil
 import sys
 import time
 import warnings
@@ -184,6 +185,8 @@ class TrainConfig:
         for name in ("batch_size", "checkpoint_every", "num_nodes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be a whole number of at least 0, got {self.seed!r}")
         if self.epochs is not None and self.epochs < 1:
             raise ValueError(f"epochs must be at least 1, got {self.epochs}")
 
@@ -191,13 +194,20 @@ class TrainConfig:
 class CheckpointOnInterrupt(Callback):
     """Save the checkpoint when training stops on an exception or Ctrl-C, so ``--resume`` loses nothing.
 
-    Nothing is saved before the first optimiser step (there is nothing to keep; the caller removes
-    the new run folder). ``interrupted`` records a Ctrl-C, which Lightning turns into ``SystemExit(1)``.
+    Nothing is saved before this start's first optimiser step (there is nothing new to keep; the
+    caller removes what the start made). ``interrupted`` records a Ctrl-C, which Lightning turns
+    into ``SystemExit(1)``; ``saved`` whether a checkpoint was written.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.interrupted = False
+        self.saved = False
+        self.first_step: int | None = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Note the step this start begins at (after a resume's restore)."""
+        self.first_step = trainer.global_step
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         """Close the progress bar and save the checkpoint (after at least one step)."""
@@ -205,9 +215,10 @@ class CheckpointOnInterrupt(Callback):
         bar = getattr(trainer.progress_bar_callback, "_train_progress_bar", None)
         if bar is not None:
             bar.close()  # end the bar's line, so the message below is not glued to it
-        if trainer.global_step == 0:
+        if self.first_step is None or trainer.global_step <= self.first_step:
             return
         trainer.save_checkpoint(self.path)
+        self.saved = True
         if trainer.is_global_zero:
             say(f"stopped ({type(exception).__name__}) after {trainer.global_step} steps; saved {self.path}; "
                 "continue with --resume")
@@ -312,7 +323,13 @@ def train(config: TrainConfig) -> Path:
         items_per_step = method.loader_batch_size(setup)
         score_rule = config.score_rule or method.default_score_rule(setup)
         normalization = method.normalization(preset)
-    dataset.example(0, 0)  # bad settings (e.g. images too small for the preset) fail here, before training
+    try:
+        dataset.example(0, 0)  # bad settings (e.g. images too small for the preset) fail here, before training
+    except ValueError as error:
+        if "too small" not in str(error):
+            raise
+        raise ValueError(f"--image-size {config.image_size} gives {transform.crop}-px training crops, too small "
+                         f"for this method and preset: {error}; choose a larger --image-size") from None
     interrupt = CheckpointOnInterrupt(checkpoint)
     trainer = make_trainer(config, epochs, out, interrupt)
     processes = trainer.world_size
@@ -331,19 +348,17 @@ def train(config: TrainConfig) -> Path:
             module.device_synth = DeviceSynth.from_task(task, preset)
     else:
         module = method.module(setup)
-    created = None
-    if not rank_zero:
-        wait_for_run_folder(out)
-    elif config.resume:
-        write_config(out, settings)
-    else:
-        created = create_run_folder(out, settings)
     if rank_zero:
         shared = f", {processes} processes of {per_process} examples per step" if processes > 1 else ""
         say(f"{config.method} ({config.variant} variant) on {layout.category} ({len(train_paths)} training images, "
             f"{len(holdout_paths)} held out), preset {preset.name}, {epochs} epochs, "
             f"{count_parameters(module.net):,} parameters{shared}")
+    created, logs_before = None, set((out / "logs").glob("version_*"))
     try:
+        if not rank_zero:
+            wait_for_run_folder(out)
+        elif not config.resume:
+            created = create_run_folder(out, settings)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*validation_step.*val_dataloader.*")
             warnings.filterwarnings("ignore", message=".*LeafSpec.*")
@@ -353,6 +368,9 @@ def train(config: TrainConfig) -> Path:
     except BaseException as error:
         if created is not None and not checkpoint.is_file():
             created.discard()  # stopped before its first step: leave nothing behind
+        elif rank_zero and config.resume and not interrupt.saved:
+            for log in set((out / "logs").glob("version_*")) - logs_before:
+                shutil.rmtree(log, ignore_errors=True)  # a resume that trained nothing leaves the run as it was
         if isinstance(error, SystemExit) and interrupt.interrupted:
             raise KeyboardInterrupt from None  # Lightning exits with 1 on Ctrl-C; the CLI's convention is 130
         raise
@@ -360,6 +378,8 @@ def train(config: TrainConfig) -> Path:
     trainer.save_checkpoint(checkpoint)
     if not trainer.is_global_zero:
         return out
+    if config.resume:
+        write_config(out, settings)  # the same run; how it was carried out (devices, epochs...) may have changed
     crop = None if transform.kind == "texture" else (transform.crop, transform.crop)
     model_options = {} if segmentation else method.finish(module, setup, out)
     imagenet = normalization == "imagenet"
