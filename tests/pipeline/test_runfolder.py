@@ -63,9 +63,10 @@ def test_resume_allows_only_how_the_run_is_carried_out(tmp_path):
         check_resume(tmp_path, {**SETTINGS, "data_folder": "/e"})
     with pytest.raises(ValueError, match=r"--option was \{\}, now \{'stride_px': 4\}"):
         check_resume(tmp_path, {**SETTINGS, "options": {"stride_px": 4}})
-    check_resume(tmp_path, {**SETTINGS, "variant": None})  # a setting newer than the run, at its default
-    with pytest.raises(ValueError, match="--variant was None, now 'authors'"):
+    check_resume(tmp_path, {**SETTINGS, "variant": "paper"})  # a setting newer than the run, at its old value
+    with pytest.raises(ValueError, match="--variant was 'paper', now 'authors'"):
         check_resume(tmp_path, {**SETTINGS, "variant": "authors"})
+    check_resume(tmp_path, {**SETTINGS, "synth_note": None})  # a future setting at its default
 
 
 def test_resume_needs_the_runs_settings(tmp_path):
