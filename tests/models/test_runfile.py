@@ -8,6 +8,7 @@ import nsad
 from nsad.models.net import AnomalyNet, NetConfig
 from nsad.models.runfile import (
     METADATA_NAME,
+    MODEL_KINDS,
     WEIGHTS_NAME,
     RunFormatError,
     RunMetadata,
@@ -277,3 +278,21 @@ def test_a_loaded_run_names_run_json_when_its_normalisation_is_unknown(tmp_path,
     folder = save_run(tmp_path / "odd", trained_net, make_metadata(mean=(0.5,) * 3, std=(0.5,) * 3))
     with pytest.raises(RunFormatError, match=r"odd/run.json'.*are neither ImageNet's statistics"):
         _ = load_run(folder).normalization
+
+
+def test_the_model_packages_keep_their_old_import_paths():
+    import nsad.models.cutpaste as cutpaste
+    import nsad.models.density as density
+    import nsad.models.ssae as ssae
+    from nsad.models.cutpaste import density as cutpaste_density
+    from nsad.models.cutpaste import module as cutpaste_module
+    from nsad.models.cutpaste import net as cutpaste_net
+    from nsad.models.ssae import heatmap, loss, module, net
+
+    assert density.GaussianDensity is cutpaste_density.GaussianDensity is cutpaste.GaussianDensity
+    assert cutpaste.CutPasteNet is cutpaste_net.CutPasteNet
+    assert cutpaste.CutPasteModule is cutpaste_module.CutPasteModule
+    assert (ssae.SSAENet, ssae.ssae_loss, ssae.reconstruction_anomaly_map, ssae.SSAEModule) == (
+        net.SSAENet, loss.ssae_loss, heatmap.reconstruction_anomaly_map, module.SSAEModule)
+    assert MODEL_KINDS["cutpaste"] == (cutpaste_net.CutPasteConfig, cutpaste_net.CutPasteNet)
+    assert MODEL_KINDS["ssae"] == (net.SSAEConfig, net.SSAENet)

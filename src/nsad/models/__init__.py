@@ -1,5 +1,9 @@
 """Image -> anomaly map: the NSA paper's network, losses, Lightning module and run files.
 
+The baselines have the same shape in their own packages: :mod:`nsad.models.cutpaste` (network,
+Lightning module, Gaussian density, patch embeddings) and :mod:`nsad.models.ssae` (network,
+objectives, heatmap, Lightning module).
+
 Importing this package imports torch (``nsad`` itself and ``nsad.metrics`` do not).
 """
 

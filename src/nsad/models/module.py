@@ -4,13 +4,13 @@ NSA paper, Sec. 4.1: Adam with a cosine-annealing learning rate decaying from 1e
 the training epochs; BCE (eq. 15) for bounded labels, MSE after a ReLU (eq. 16) for continuous ones.
 The module does no I/O and picks no device: the Trainer does that. Batches are dicts
 ``{"image": (B, C, H, W) float normalised, "label": (B, 1, H, W) or (B, H, W) float}``.
-``on_after_batch_transfer`` is left to Lightning's default, so a subclass or a later version can
-synthesise anomalies on the device there.
+``on_after_batch_transfer`` is left to Lightning's default; :class:`DeviceSynthModule` overrides it
+to synthesise the anomalies on the device (``nsad train --synth-on-device``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import lightning as L
@@ -180,3 +180,30 @@ class NSAModule(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": self.hparams.lr_interval, "frequency": 1},
         }
+
+
+class DeviceSynthModule(NSAModule):
+    """:class:`NSAModule` that makes its training examples on the device from planned batches.
+
+    Set :attr:`device_synth` (not a constructor argument, so that the hyperparameters and the
+    run files stay those of ``NSAModule``). A batch with a ``plan`` is finished by it in
+    ``on_after_batch_transfer``, after Lightning moved it to the device and before the step;
+    other batches pass unchanged.
+    """
+
+    device_synth: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
+    """A :class:`~nsad.pipeline.device_synth.DeviceSynth`: planned batch -> ``{"image", "label"}``."""
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Blend, label and normalise a planned batch on its device (see :attr:`device_synth`).
+
+        Raises:
+            RuntimeError: for a planned batch while :attr:`device_synth` is not set.
+        """
+        batch = super().on_after_batch_transfer(batch, dataloader_idx)
+        if isinstance(batch, Mapping) and "plan" in batch:
+            if self.device_synth is None:
+                raise RuntimeError("a batch of plans reached DeviceSynthModule without device_synth; set "
+                                   "module.device_synth = DeviceSynth.from_task(task, preset)")
+            return self.device_synth(batch)
+        return batch

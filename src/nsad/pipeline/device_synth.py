@@ -23,7 +23,7 @@ import torch
 
 from nsad._checks import check_choice
 from nsad.data.transforms import IMAGENET_MEAN, IMAGENET_STD, NORMALIZATIONS, TransformConfig
-from nsad.models import NSAModule
+from nsad.models.module import DeviceSynthModule
 from nsad.pipeline.datasets import CONTINUOUS_LABEL_SCALE, SynthTrainingSet
 from nsad.synth.dataset import draw_source_index
 from nsad.synth.device import apply_plan, collate_plans, pack_plan
@@ -157,28 +157,3 @@ class DevicePlanSet(SynthTrainingSet):
         return {"image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),
                 "plan": pack_plan(plan, image.dtype)}
 
-
-class DeviceSynthModule(NSAModule):
-    """:class:`~nsad.models.NSAModule` that makes its training examples on the device from planned batches.
-
-    Set :attr:`device_synth` (not a constructor argument, so that the hyperparameters and the
-    run files stay those of ``NSAModule``). A batch with a ``plan`` is finished by it in
-    ``on_after_batch_transfer``, after Lightning moved it to the device and before the step;
-    other batches pass unchanged.
-    """
-
-    device_synth: DeviceSynth | None = None
-
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Blend, label and normalise a planned batch on its device (see :class:`DeviceSynth`).
-
-        Raises:
-            RuntimeError: for a planned batch while :attr:`device_synth` is not set.
-        """
-        batch = super().on_after_batch_transfer(batch, dataloader_idx)
-        if isinstance(batch, Mapping) and "plan" in batch:
-            if self.device_synth is None:
-                raise RuntimeError("a batch of plans reached DeviceSynthModule without device_synth; set "
-                                   "module.device_synth = DeviceSynth.from_task(task, preset)")
-            return self.device_synth(batch)
-        return batch

@@ -34,7 +34,7 @@ Both densities are written to ``density.safetensors`` beside the weights.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -59,9 +59,9 @@ from nsad.models.cutpaste import (
     EMBEDDING_LAYERS,
     CutPasteModule,
     CutPasteNet,
+    GaussianDensity,
     embed_patches,
 )
-from nsad.models.density import GaussianDensity
 from nsad.models.runfile import LoadedRun, RunFormatError, write_atomic
 from nsad.pipeline.datasets import TestImages
 from nsad.pipeline.methods._base import (
@@ -215,20 +215,6 @@ class CutPasteTrainingSet(Dataset):
         return {"image": torch.from_numpy(np.stack(tensors)), "target": torch.arange(len(views))}
 
 
-class BalancedCutPasteModule(CutPasteModule):
-    """:class:`~nsad.models.cutpaste.CutPasteModule` on batches of balanced items.
-
-    A batch of :class:`CutPasteTrainingSet` items, (B, K, C, h, w) images and (B, K) targets, is
-    flattened to B*K examples before the cross-entropy.
-    """
-
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Flatten the class axis into the batch."""
-        if isinstance(batch, Mapping) and batch["image"].ndim == 5:
-            return {"image": batch["image"].flatten(0, 1), "target": batch["target"].flatten()}
-        return batch
-
-
 def _embedder(net: CutPasteNet, layer: str) -> partial:
     return partial(net.embed, layer=layer)
 
@@ -366,10 +352,10 @@ class CutPasteMethod(Method):
         """``batch_size // classes`` items, about ``batch_size`` examples per step."""
         return max(1, setup.batch_size // len(self.classes))
 
-    def module(self, setup: TrainSetup) -> BalancedCutPasteModule:
-        """CutPaste's classifier and its SGD settings."""
+    def module(self, setup: TrainSetup) -> CutPasteModule:
+        """CutPaste's classifier and its SGD settings (it flattens the balanced items into examples)."""
         options = self.options(setup.options)
-        return BalancedCutPasteModule(
+        return CutPasteModule(
             num_classes=len(self.classes),
             in_channels=setup.preset.channels,
             lr=options.lr,
@@ -378,7 +364,7 @@ class CutPasteMethod(Method):
             embedding_layer=options.layer,
         )
 
-    def finish(self, module: BalancedCutPasteModule, setup: TrainSetup, out: Path) -> dict[str, Any]:
+    def finish(self, module: CutPasteModule, setup: TrainSetup, out: Path) -> dict[str, Any]:
         """Fit and save the densities; return the scoring options."""
         options = self.options(setup.options)
         scoring = CutPasteScoring.for_setup(options, setup.transform)

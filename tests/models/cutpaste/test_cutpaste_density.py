@@ -6,7 +6,7 @@ from safetensors.torch import save as save_safetensors
 from scipy.spatial.distance import mahalanobis
 from sklearn.covariance import LedoitWolf
 
-from nsad.models.density import GaussianDensity, estimate_ledoit_wolf
+from nsad.models.cutpaste.density import GaussianDensity, estimate_ledoit_wolf
 
 
 def _data(n, d, seed=0):
