@@ -306,7 +306,9 @@ def test_evaluate_other_data_keeps_the_runs_metrics(run_copy, data):
     result = nsad("evaluate", "--run", run_copy, "--data", data)
     assert result.status == 0, result.err
     assert f"wrote {run_copy / 'metrics-2.json'}" in result.err and "is kept" in result.err
-    assert {k: v for k, v in snapshot(run_copy).items() if "metrics-2" not in k} == before
+    after = snapshot(run_copy)
+    assert {k: v for k, v in after.items() if not k.endswith(("metrics-2.json", "report-2.html"))} == before
+    assert str(run_copy / "report-2.html") in after  # its report beside it; report.html stays the run's own
     assert json.loads((run_copy / "metrics-2.json").read_text())["images"] == 8
     again = nsad("evaluate", "--run", run_copy)  # the same result again: no new file
     assert again.status == 0 and not (run_copy / "metrics-3.json").exists()

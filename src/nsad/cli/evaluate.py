@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"\n{report['run']}: {report['method']} on {report['category']} ({report['images']} test images, "
               f"score {report['score_rule']})")
         print(format_table(table, row_header="defect type"))
-        print(f"report: {Path(report['run']) / REPORT_FILE}")
+        print(f"report: {report['report']}")
     if len(reports) > 1:
         summary = {column: mean_sem([r["metrics"].get(column, float("nan")) for r in reports]) for column in COLUMNS}
         print(f"\nmean ± standard deviation over {len(reports)} runs (ddof 1; se: standard error)")

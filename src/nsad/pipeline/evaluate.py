@@ -108,8 +108,9 @@ def evaluate_run(run: str | Path, data: str | Path | None = None, category: str 
         "by_defect_type": {type: {...}}}``; metrics are fractions in [0, 1] (NaN when undefined).
         With ``write``, the same is written to ``RUN/metrics.json``, or, for another result than the
         run's own (other data or score rule, a resumed run), to a new versioned file
-        (:func:`write_metrics`); ``file`` names it. With ``report`` also
-        ``RUN/report.html`` (:func:`nsad.pipeline.report.write_report`, from the same scores).
+        (:func:`write_metrics`); ``file`` names it. With ``report`` also ``RUN/report.html``
+        (:func:`nsad.pipeline.report.write_report`, from the same scores; beside a versioned metrics
+        file, the same version: ``report-2.html``); ``report`` names it.
 
     Raises:
         ValueError, FileNotFoundError: if the run or the data cannot be read (the message names
@@ -130,7 +131,11 @@ def evaluate_run(run: str | Path, data: str | Path | None = None, category: str 
     if report:
         from nsad.pipeline.report import write_report  # the report module builds on this one
 
-        write_report(run, out=Path(run) / REPORT_FILE, scorer=scorer, test=test)
+        # the report of another result than the run's own goes beside its metrics: metrics-2.json, report-2.html
+        version = Path(result.get("file", METRICS_FILE)).stem[len(Path(METRICS_FILE).stem):]
+        name = f"{Path(REPORT_FILE).stem}{version}{Path(REPORT_FILE).suffix}"
+        write_report(run, out=Path(run) / name, scorer=scorer, test=test)
+        result["report"] = str(Path(run) / name)
     return result
 
 
