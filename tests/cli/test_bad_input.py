@@ -21,8 +21,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from cli_helpers import SRC, TINY_ARGS, assert_refused, nsad, snapshot
 
-from conftest import SRC, TINY_ARGS, assert_refused, nsad, snapshot
 from nsad.data.io import write_image
 
 NO_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")

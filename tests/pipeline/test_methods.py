@@ -11,7 +11,6 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import assert_metrics_match_sklearn
 from nsad.cli import main
 from nsad.cli.train import parse_options
 from nsad.data.folder import find_dataset, sample_data_path
@@ -26,6 +25,7 @@ from nsad.pipeline.datasets import load_training_images
 from nsad.pipeline.methods import DENSITY_NAME, CutPasteTrainingSet, ElasticTrainingSet, SSAEOptions
 from nsad.pipeline.train import split_holdout
 from nsad.postprocess import calibrate_threshold, defect_area_scores, image_scores, parse_score_rule
+from run_checks import assert_metrics_match_sklearn
 
 TINY = dict(image_size=64, batch_size=8, workers=0, progress=False, holdout=0.125, epochs=1, examples_per_epoch=8)
 CUTPASTE_OPTIONS = {"stride_px": 32}  # 8 px at 64: a 4 x 4 patch grid on the 56-px input

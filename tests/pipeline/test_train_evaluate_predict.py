@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import assert_metrics_match_sklearn
 from nsad.cli import main
 from nsad.data.io import read_image, write_image
 from nsad.models import load_run
 from nsad.pipeline import TrainConfig, evaluate_run, predict, train
 from nsad.pipeline.train import CHECKPOINT
 from nsad.viz import HeatmapScale, colour_bar
+from run_checks import assert_metrics_match_sklearn
 
 SMALL = dict(image_size=96, batch_size=32, workers=0, progress=False, checkpoint_every=1)
 
@@ -53,7 +53,7 @@ def test_evaluate_gives_mvtec_metrics_per_defect_type(bottle_run, bottle_dir):
 
 
 def test_predict_full_resolution_images(bottle_run, tmp_path):
-    from conftest import BOTTLE_FULLRES
+    from run_checks import BOTTLE_FULLRES
 
     folder = BOTTLE_FULLRES / "test" / "broken_large"
     if not folder.is_dir():
