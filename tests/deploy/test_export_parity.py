@@ -16,6 +16,7 @@ import pytest
 
 from nsad.cli import main
 from nsad.data.folder import sample_data_path
+from nsad.data.io import read_image
 from nsad.deploy import Inferencer, read_spec
 from nsad.deploy.spec import DeployFormatError
 from nsad.models import load_run
@@ -53,6 +54,9 @@ def check_parity(method, run, model, inputs, out):
     assert [r["file"] for r in torch_rows] == [r["file"] for r in onnx_rows]
     names = [sorted(p.name for p in (out / side).iterdir()) for side in ("torch", "onnx")]
     assert names[0] == names[1]
+    for a in torch_rows:  # the same heatmaps: the run's colour scale travels in deploy.json
+        torch_heat, onnx_heat = (read_image(out / side / a["heatmap"]).astype(int) for side in ("torch", "onnx"))
+        assert np.abs(torch_heat - onnx_heat).max() <= 1
     maps, differences = [], []
     for a, b in zip(torch_rows, onnx_rows, strict=True):
         map_a, map_b = np.load(out / "torch" / a["map"]), np.load(out / "onnx" / b["map"])
@@ -105,6 +109,7 @@ def test_the_model_folder_says_what_the_runtime_needs(method, trained, exported)
     assert spec.method == method and spec.model == run.model and spec.channels == 3
     assert spec.geometry == {"kind": "object", "resize_hw": list(run.resize_hw), "crop_hw": list(run.crop_hw)}
     assert spec.score_rule == run.score_rule and spec.threshold == run.threshold
+    assert spec.label_kind == run.label_kind and spec.heatmap_scale == run.heatmap_scale
     assert spec.threshold_calibration["holdout_images"] == run.training["holdout_images"] == 2
     assert spec.versions["opset"] >= 18 and spec.versions["export_check_max_rel_diff"] < 1e-3
     graph = onnx.load(model / "model.onnx")

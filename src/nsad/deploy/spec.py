@@ -51,6 +51,8 @@ class DeploySpec:
             its densities' file, or None for other kinds.
         versions: nsad, torch, onnx, onnxscript and the opset that exported the model, the torch that trained it.
         source: the run folder exported and its training record (informative).
+        label_kind: ``bounded`` (maps in (0, 1)) or ``continuous``, as ``run.json`` says.
+        heatmap_scale: the run's heatmap colour scale (``run.json``'s), or None.
     """
 
     method: str
@@ -67,6 +69,8 @@ class DeploySpec:
     cutpaste: Mapping[str, Any] | None = None
     versions: Mapping[str, Any] = field(default_factory=dict)
     source: Mapping[str, Any] = field(default_factory=dict)
+    label_kind: str = "continuous"
+    heatmap_scale: Mapping[str, Any] | None = None
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 

@@ -211,7 +211,8 @@ def export_run(run: str | Path, out: str | Path, seed: int = 0) -> DeploySpec:
                       "onnxscript": _version("onnxscript"), "opset": OPSET, "trained_with_nsad": metadata.nsad_version,
                       "trained_with_torch": metadata.torch_version, "trained_precision": training.get("precision"),
                       "export_check_max_rel_diff": worst},
-            source={"run": str(Path(run).resolve()), "training": training})
+            source={"run": str(Path(run).resolve()), "training": training}, label_kind=metadata.label_kind,
+            heatmap_scale=None if metadata.heatmap_scale is None else dict(metadata.heatmap_scale))
         write_spec(staging, spec)
         if out.exists():
             out.rmdir()

@@ -228,12 +228,12 @@ def _write_results(out: Path, backend: Scorer | Inferencer, named: list[tuple[Pa
 def heatmap_scale_of(backend: Scorer | object, maps: np.ndarray) -> HeatmapScale:
     """The colour scale of a run (``run.json``'s, or the documented fallback), for the maps of one call.
 
-    Exported models (ONNX Runtime backend) do not carry the run's scale yet: they get the fallback
-    for unbounded maps (0 to the largest value of the call, no region outlines).
+    Exported models (ONNX Runtime backend) carry the run's scale and label kind in ``deploy.json``.
     """
     if isinstance(backend, Scorer):
         return run_scale(backend.metadata.heatmap_scale, backend.metadata.label_kind, maps, backend.transform.resize)
-    return run_scale(None, "continuous", maps, backend.transform.resize)
+    spec = backend.spec  # type: ignore[attr-defined]
+    return run_scale(spec.heatmap_scale, spec.label_kind, maps, backend.transform.resize)
 
 
 def write_prediction(out: Path, path: Path, stem: str, image: np.ndarray, prediction: Prediction,
