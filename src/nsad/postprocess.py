@@ -23,27 +23,38 @@ import numpy as np
 
 from nsad.data.transforms import TransformConfig, frame_map, resize_map
 
-SCORE_RULES = ("mean", "max", "topk", "area", "density")
+SCORE_RULES = ("mean", "max", "topk", "toppx", "smoothmax", "area", "density")
 
 
 def parse_score_rule(rule: str) -> tuple[str, float]:
     """Check an image score rule and return its name and parameter.
 
-    ``mean`` (the paper's), ``max``, ``topk:F`` (mean of the top fraction F of pixels), ``area:N``
-    (the level at which the map's largest blob shrinks below N pixels: Bauer's decision rule made
-    continuous, see :func:`defect_area_scores`) or ``density`` (the model's own image-level score:
-    CutPaste's Mahalanobis distance of the whole image's embedding).
+    ``mean`` (the paper's), ``max``, ``topk:F`` (mean of the top fraction F of pixels), ``toppx:N``
+    (mean of the N highest pixels: a fixed defect size, whatever the image's), ``smoothmax:S`` (the
+    maximum after a Gaussian blur of S pixels: a small defect's peak, less one pixel's noise),
+    ``area:N`` (the level at which the map's largest blob shrinks below N pixels: Bauer's decision
+    rule made continuous, see :func:`defect_area_scores`) or ``density`` (the model's own
+    image-level score: CutPaste's Mahalanobis distance of the whole image's embedding).
 
     Raises:
-        ValueError: for another rule, a fraction outside (0, 1] or an area that is not a whole number >= 1.
+        ValueError: for another rule, a fraction outside (0, 1], a pixel count or area that is not a
+            whole number >= 1, or a blur that is not a positive number.
     """
     name, _, value = rule.partition(":")
     if name in ("mean", "max", "density") and not value:
         return name, 0.0
-    if name == "area":
+    if name in ("area", "toppx"):
         if not (value.isascii() and value.isdigit()) or int(value) < 1:
-            raise ValueError(f"score rule {rule!r}: area needs a whole number of pixels >= 1, e.g. 'area:64'")
+            raise ValueError(f"score rule {rule!r}: {name} needs a whole number of pixels >= 1, e.g. '{name}:64'")
         return name, float(int(value))
+    if name == "smoothmax":
+        try:
+            sigma = float(value)
+        except ValueError:
+            sigma = float("nan")
+        if not 0 < sigma <= 1000:
+            raise ValueError(f"score rule {rule!r}: smoothmax needs a blur in pixels in (0, 1000], e.g. 'smoothmax:4'")
+        return name, sigma
     if name == "topk":
         try:
             fraction = float(value)
@@ -53,7 +64,8 @@ def parse_score_rule(rule: str) -> tuple[str, float]:
             raise ValueError(f"score rule {rule!r}: topk needs a fraction in (0, 1], e.g. 'topk:0.01'")
         return name, fraction
     raise ValueError(f"unknown score rule {rule!r}; choose 'mean' (the paper's), 'max', 'topk:F' "
-                     "(e.g. topk:0.01), 'area:N' (e.g. area:64) or 'density' (CutPaste runs)")
+                     "(e.g. topk:0.01), 'toppx:N' (e.g. toppx:100), 'smoothmax:S' (e.g. smoothmax:4), "
+                     "'area:N' (e.g. area:64) or 'density' (CutPaste runs)")
 
 
 def defect_area_scores(maps: np.ndarray, min_area: int) -> np.ndarray:
@@ -82,12 +94,15 @@ def image_scores(maps: np.ndarray, rule: str = "mean") -> np.ndarray:
                          "function of the map; choose mean, max, topk:F or area:N")
     if name == "area":
         return defect_area_scores(maps, int(fraction))
+    if name == "smoothmax":  # reflected at the border, so an edge defect is not dimmed by zeros outside
+        return np.array([cv2.GaussianBlur(m.astype(np.float64), (0, 0), fraction, borderType=cv2.BORDER_REFLECT).max()
+                         for m in maps])
     flat = maps.reshape(len(maps), -1)
     if name == "mean":
         return flat.mean(axis=1, dtype=np.float64)
     if name == "max":
         return flat.max(axis=1).astype(np.float64)
-    count = max(1, int(round(fraction * flat.shape[1])))
+    count = min(flat.shape[1], int(fraction)) if name == "toppx" else max(1, int(round(fraction * flat.shape[1])))
     return np.partition(flat, flat.shape[1] - count, axis=1)[:, -count:].mean(axis=1, dtype=np.float64)
 
 

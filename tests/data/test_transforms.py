@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import doctest
+import itertools
+import json
 import re
 from pathlib import Path
 
@@ -19,16 +21,21 @@ from nsad.data.io import read_image
 from nsad.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
+    FrameConfig,
     Geometry,
     TransformConfig,
     apply_geometry,
     apply_test_transform,
     apply_train_transform,
     denormalize,
+    frame_map,
     place_in_frame,
     resize_map,
     restore_map,
     sample_train_geometry,
+    split_tiles,
+    stitch_tiles,
+    tile_boxes,
     to_grayscale,
     to_tensor_normalized,
 )
@@ -100,7 +107,7 @@ def test_for_size_rejects_bad_sizes(size):
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"crop": 300}, "need 1 <= crop <= resize, got crop=300, resize=256"),
+    ({"crop": 300}, "need 1 <= crop <= resize per side, got crop=300, resize=256"),
     ({"top": 40}, r"top must be in \[0, 32\], got 40"),
     ({"left": -1}, r"left must be in \[0, 32\], got -1"),
     ({"angle_deg": 200.0}, r"angle_deg must be in \[-180.0, 180.0\], got 200.0"),
@@ -439,3 +446,94 @@ def test_restore_map_to_original_resolution():
     message = "must have the test input's shape (224, 224), got (256, 256)"
     with pytest.raises(ValueError, match=re.escape(message)):
         restore_map(np.ones((256, 256)), OBJECT, (900, 900))
+
+
+# The whole-image protocol and tiles.
+
+def test_frame_keeps_the_aspect_ratio_at_the_papers_pixel_count():
+    tall = FrameConfig.for_images((1260, 500))  # a KolektorSDD part
+    assert tall.frame_hw == (416, 160) and tall.crop_hw == (352, 128)
+    assert abs(tall.frame_hw[0] * tall.frame_hw[1] / 256**2 - 1) < 0.05
+    wide = FrameConfig.for_images((100, 200), 128)
+    assert wide.frame_hw == (96, 192) and wide.frame_hw[1] == 2 * wide.frame_hw[0]
+    square = FrameConfig.for_images((900, 900))
+    assert (square.frame_hw, square.crop_hw) == ((256, 256), (224, 224))  # the paper's sizes
+    for config in (tall, wide, square):
+        assert all(side % 32 == 0 for side in (*config.frame_hw, *config.crop_hw))
+
+
+def test_whole_frame_geometry_round_trips_through_run_json():
+    config = FrameConfig.for_images((1260, 500), tile=256)
+    assert (config.frame_hw, config.crop_hw, config.tile, config.tile_overlap) == ((1260, 500), (256, 256), 256, 64)
+    assert FrameConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    with pytest.raises(ValueError, match="unknown geometry keys"):
+        FrameConfig.from_dict({**config.to_dict(), "zoom": 2})
+
+
+@pytest.mark.parametrize("tile, overlap, message", [
+    (100, 0, "tile must be a multiple of 32"), (512, 64, r"tile 512 px is larger than the images .*at most 480"),
+    (256, 200, "tile overlap must be an int from 0 to half the tile"),
+])
+def test_bad_tiles_are_rejected(tile, overlap, message):
+    with pytest.raises(ValueError, match=message):
+        FrameConfig.for_images((1260, 500), tile=tile, tile_overlap=overlap)
+
+
+def test_training_windows_cover_the_whole_frame():
+    config = FrameConfig.for_images((100, 200), 128)
+    rng = np.random.default_rng(0)
+    draws = [sample_train_geometry(rng, config) for _ in range(400)]
+    assert {g.crop_hw for g in draws} == {config.crop_hw} and {g.resize_hw for g in draws} == {config.frame_hw}
+    tops, lefts = {g.top for g in draws}, {g.left for g in draws}
+    assert tops == set(range(config.frame_hw[0] - config.crop_hw[0] + 1))
+    assert lefts == set(range(config.frame_hw[1] - config.crop_hw[1] + 1))
+
+
+def test_a_two_to_one_image_keeps_its_defect_in_place():
+    """A defect pasted at a known place of a 2:1 image lands there in the frame and back at full size."""
+    image = np.full((300, 600, 1), 100, np.uint8)
+    mask = np.zeros((300, 600), bool)
+    mask[40:100, 450:560] = True  # near the right edge, where the paper's centre crop would not look
+    image[mask] = 250
+    config = FrameConfig.for_images(image.shape[:2], 128)
+    framed = apply_test_transform(image, config)
+    assert framed.shape[:2] == config.frame_hw == (96, 192)  # 2:1
+    as_map = (framed[:, :, 0].astype(np.float32) - 100) / 150  # the defect's own brightness, as a map
+    assert frame_map(as_map, config) is as_map  # nothing zeroed at the border
+    restored = restore_map(as_map, config, image.shape[:2]) > 0.5
+    iou = (restored & mask).sum() / (restored | mask).sum()
+    assert iou > 0.95
+
+
+def test_the_papers_protocol_leaves_a_dead_band_the_whole_frame_does_not():
+    paper = TransformConfig()
+    framed = frame_map(np.ones((1, 224, 224), np.float32), paper)
+    assert framed.shape == (1, 256, 256) and framed[0, :16].max() == 0 and framed[0, 16:240, 16:240].min() == 1
+    whole = FrameConfig.for_images((256, 256))
+    assert frame_map(np.ones((1, 256, 256), np.float32), whole).min() == 1
+
+
+@pytest.mark.parametrize("frame_hw, tile, overlap", [((1260, 500), 256, 64), ((300, 97), 96, 24), ((64, 64), 64, 16),
+                                                     ((200, 330), 64, 0)])
+def test_tiles_stitch_without_seams(frame_hw, tile, overlap):
+    boxes = tile_boxes(frame_hw, tile, overlap)
+    starts_y, starts_x = sorted({b[0] for b in boxes}), sorted({b[1] for b in boxes})
+    assert starts_y[0] == 0 and starts_y[-1] == frame_hw[0] - tile and starts_x[-1] == frame_hw[1] - tile
+    assert all(b - a <= tile - overlap for a, b in itertools.pairwise(starts_y))
+    constant = stitch_tiles(np.full((len(boxes), tile, tile), 0.37, np.float32), boxes, frame_hw, overlap)
+    np.testing.assert_allclose(constant, 0.37, rtol=1e-6)  # constant across every tile edge
+    yy, xx = np.mgrid[:frame_hw[0], :frame_hw[1]]
+    smooth = np.sin(yy / 17.0) + np.cos(xx / 11.0)  # tiles cut from one map stitch back to that map
+    np.testing.assert_allclose(stitch_tiles(split_tiles(smooth, boxes, tile), boxes, frame_hw, overlap), smooth,
+                               atol=1e-6)
+
+
+def test_overlaps_are_blended_not_overwritten():
+    frame_hw, tile, overlap = (64, 112), 64, 16
+    boxes = tile_boxes(frame_hw, tile, overlap)
+    assert boxes == [(0, 0), (0, 48)]
+    stitched = stitch_tiles(np.stack([np.zeros((tile, tile)), np.ones((tile, tile))]), boxes, frame_hw, overlap)
+    row = stitched[10]
+    assert row[:48].max() == 0 and row[64:].min() == 1
+    assert np.all(np.diff(row[48:64]) > 0)  # a linear ramp across the overlap, no step
+    np.testing.assert_allclose(row[48:64], (np.arange(16) + 0.5) / 16, atol=1e-6)

@@ -137,7 +137,7 @@ def test_unknown_format_version(run):
     with pytest.raises(
         RunFormatError,
         match=r"run.json': format_version 99 is not supported by nsad .*; it reads "
-        r"versions \[1, 2\] \(a newer nsad may read it\)",
+        r"versions \[1, 2, 3\] \(a newer nsad may read it\)",
     ):
         load_run(run)
 
@@ -237,8 +237,13 @@ def test_metadata_to_dict_from_dict_round_trip_and_replace():
     assert metadata.replace(score_rule="max").score_rule == "max"
     with pytest.raises(ValueError, match=r"mean must hold 3 finite numbers"):
         metadata.replace(mean=(0.5, float("nan"), 0.5))
-    with pytest.raises(ValueError, match=r"format_version 3 is not supported"):
-        metadata.replace(format_version=3)
+    with pytest.raises(ValueError, match=r"format_version 4 is not supported"):
+        metadata.replace(format_version=4)
+    with pytest.raises(ValueError, match=r"a geometry \(the whole-image protocol\) needs format_version 3"):
+        metadata.replace(geometry={"protocol": "whole"})
+    whole = metadata.replace(format_version=3, geometry={"protocol": "whole", "frame_hw": [96, 192]})
+    assert RunMetadata.from_dict(json.loads(json.dumps(whole.to_dict()))) == whole
+    assert "geometry" not in metadata.to_dict()  # the paper's protocol is written as version 2, as before
 
 
 def test_version_1_files_are_read_as_anomaly_net_runs(run, trained_net):

@@ -76,6 +76,26 @@ def test_image_score_rules():
     np.testing.assert_allclose(image_scores(maps, "max"), [1.0, 0.5])
     np.testing.assert_allclose(image_scores(maps, "topk:0.05"), [1.0, 0.1])
     assert parse_score_rule("topk:0.01") == ("topk", 0.01)
-    for rule in ("median", "topk", "topk:2", "max:3"):
+    for rule in ("median", "topk", "topk:2", "max:3", "toppx:0", "toppx:1.5", "smoothmax:0", "smoothmax:x"):
         with pytest.raises(ValueError, match="score rule"):
             parse_score_rule(rule)
+
+
+def test_small_defect_score_rules():
+    """toppx:N is the mean of the N highest pixels; smoothmax:S the peak of SciPy's Gaussian blur (reflected)."""
+    import scipy.ndimage
+
+    rng = np.random.default_rng(0)
+    maps = rng.random((3, 40, 70)).astype(np.float32)
+    ordered = np.sort(maps.reshape(3, -1), axis=1)[:, ::-1]
+    np.testing.assert_allclose(image_scores(maps, "toppx:25"), ordered[:, :25].mean(axis=1), rtol=1e-6)
+    np.testing.assert_allclose(image_scores(maps, "toppx:1"), maps.reshape(3, -1).max(axis=1))
+    np.testing.assert_allclose(image_scores(maps, "toppx:99999"), maps.reshape(3, -1).mean(axis=1), rtol=1e-6)
+    for sigma in (1.0, 2.5, 4.0):
+        blurred = [scipy.ndimage.gaussian_filter(m.astype(np.float64), sigma, mode="reflect").max() for m in maps]
+        np.testing.assert_allclose(image_scores(maps, f"smoothmax:{sigma:g}"), blurred, rtol=2e-3)
+    edge = np.zeros((1, 40, 70), np.float32)
+    edge[0, 10:14, 68:] = 1.0  # 2 px at the border, mirrored: as high as 4 px inside, not dimmed by zeros beyond
+    centre = np.zeros((1, 40, 70), np.float32)
+    centre[0, 10:14, 30:34] = 1.0
+    assert image_scores(edge, "smoothmax:2")[0] == pytest.approx(image_scores(centre, "smoothmax:2")[0], rel=0.05)

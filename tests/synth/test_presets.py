@@ -2,13 +2,14 @@ import numpy as np
 import pytest
 
 from nsad.synth import PRESET_NAMES, estimate_background, get_preset, preset_from_folder
+from nsad.synth.presets import estimate_preset, resolve_preset
 
 MVTEC = ["bottle", "cable", "capsule", "hazelnut", "metal_nut", "pill", "screw", "toothbrush", "transistor",
          "zipper", "carpet", "grid", "leather", "tile", "wood"]
 
 
 def test_every_mvtec_class_and_cxr_has_a_preset():
-    assert set(PRESET_NAMES) == {f"mvtec/{name}" for name in MVTEC} | {"cxr", "default"}
+    assert set(PRESET_NAMES) == {f"mvtec/{name}" for name in MVTEC} | {"cxr", "default", "texture"}
 
 
 @pytest.mark.parametrize("name, field, value", [
@@ -56,3 +57,64 @@ def test_estimate_background_from_borders():
 def test_preset_from_the_bottle_folder(bottle_dir):
     preset = preset_from_folder(bottle_dir)
     assert preset.uses_object_mask and preset.background > 150 and preset.t_brightness >= 20
+
+
+def _texture_folder(rng, count=6, shape=(80, 160)):
+    """Gray noise blurred into blobs: a whole-field texture, no plain border."""
+    import cv2
+
+    return [cv2.GaussianBlur(rng.integers(0, 256, shape, dtype=np.uint8), (5, 5), 1.5)[:, :, None]
+            for _ in range(count)]
+
+
+def _object_folder(rng, count=6, shape=(96, 96)):
+    """A dark, noisy disk on a plain white background, in colour."""
+    images = []
+    for _ in range(count):
+        image = np.full((*shape, 3), 250, np.uint8)
+        yy, xx = np.mgrid[:shape[0], :shape[1]]
+        disk = (yy - shape[0] / 2) ** 2 + (xx - shape[1] / 2) ** 2 < (shape[0] / 3) ** 2
+        image[disk] = rng.integers(40, 120, (int(disk.sum()), 3))
+        images.append(image)
+    return images
+
+
+def test_estimate_preset_on_a_texture_folder():
+    choice = estimate_preset(_texture_folder(np.random.default_rng(1)), name="estimated/noise")
+    preset = choice.preset
+    assert choice.source == "estimated" and preset.name == "estimated/noise"
+    assert preset.kind == "texture" and not preset.uses_object_mask and preset.mode == "mixed"
+    assert (preset.channels, preset.normalization) == (1, "unit")  # grayscale stays one channel
+    assert any("border is not plain" in note for note in choice.notes)
+
+
+def test_estimate_preset_on_an_object_folder():
+    choice = estimate_preset(_object_folder(np.random.default_rng(2)))
+    preset = choice.preset
+    assert preset.kind == "object" and preset.uses_object_mask
+    assert preset.background == pytest.approx(250.0) and preset.t_brightness == 20.0
+    assert (preset.channels, preset.normalization) == (3, "imagenet")
+    assert any("kind object" in note for note in choice.notes)
+
+
+def test_an_rgb_folder_of_equal_channels_is_grayscale():
+    images = [np.repeat(image, 3, axis=2) for image in _texture_folder(np.random.default_rng(3), count=2)]
+    assert estimate_preset(images).preset.channels == 1
+
+
+def test_resolve_preset_rule(tmp_path):
+    from nsad.data.io import write_image
+
+    for index, image in enumerate(_texture_folder(np.random.default_rng(4), count=3)):
+        write_image(tmp_path / f"{index}.png", image)
+    paths = sorted(tmp_path.glob("*.png"))
+    assert resolve_preset("mvtec/carpet", "bottle", paths).source == "given"
+    bottle = resolve_preset(None, "bottle", paths)
+    assert (bottle.source, bottle.preset.name) == ("category", "mvtec/bottle")
+    estimated = resolve_preset(None, "parts", paths)
+    assert estimated.source == "estimated" and estimated.preset.kind == "texture"
+    lines = estimated.lines("train")
+    assert lines[0] == "nsad train: preset estimated/parts (estimated from the training images)"
+    assert len(lines) == 1 + len(estimated.notes)
+    with pytest.raises(ValueError, match="no training images to estimate a preset from"):
+        resolve_preset(None, "parts", [])

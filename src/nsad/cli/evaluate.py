@@ -28,8 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", type=Path, help="test data (default: the data the run was trained on)")
     parser.add_argument("--category", help="category folder inside --data")
     parser.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (default: cuda if available)")
-    parser.add_argument("--score-rule", help="override the run's image score: mean, max, topk:F, area:N (Bauer's "
-                        "minimum defect area) or density (CutPaste runs)")
+    parser.add_argument("--score-rule", help="override the run's image score: mean, max, topk:F, toppx:N, "
+                        "smoothmax:S, area:N (Bauer's minimum defect area) or density (CutPaste runs)")
     parser.set_defaults(handler=run)
 
 

@@ -37,9 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--region-threshold", type=number(-math.inf),
                         help="map level of the defect regions (default: the decision threshold; needed for "
                              "CutPaste's density scores, which are on another scale than its maps)")
-    parser.add_argument("--score-rule", help="override the run's image score: mean, max, topk:F, area:N (Bauer's "
-                        "minimum defect area) or density (CutPaste runs); decisions then need --threshold (the "
-                        "run's is calibrated for its own rule)")
+    parser.add_argument("--score-rule", help="override the run's image score: mean, max, topk:F, toppx:N, "
+                        "smoothmax:S, area:N (Bauer's minimum defect area) or density (CutPaste runs); decisions "
+                        "then need --threshold (the run's is calibrated for its own rule)")
     parser.add_argument("--skip-unreadable", action="store_true",
                         help=f"score the images that can be read, list the others with the reason in "
                              f"OUT/{UNREADABLE_FILE} and on stderr, and exit with status {SKIPPED_STATUS} "

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -13,10 +14,12 @@ import numpy as np
 
 from nsad._checks import check_new_folder
 from nsad.cli._types import integer
+from nsad.data.folder import find_dataset
 from nsad.data.io import normal_image_paths, read_image, write_image
-from nsad.synth import TASKS, SynthDataset, Task, get_preset, get_task
+from nsad.data.transforms import Geometry, apply_geometry
+from nsad.synth import TASKS, SynthDataset, Task, get_task
 from nsad.synth._blend import BLEND_BACKENDS
-from nsad.synth.presets import PRESET_NAMES
+from nsad.synth.presets import PRESET_NAMES, resolve_preset
 from nsad.variants import DEFAULT_VARIANT, VARIANTS
 from nsad.viz import grid, overlay, to_display
 
@@ -37,8 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="an MVTec AD category folder (its train/good is used) or a folder of images")
     parser.add_argument("--task", default="nsa-logistic", choices=sorted(TASKS), metavar="TASK",
                         help=f"synthetic task: {', '.join(sorted(TASKS))} (default: nsa-logistic)")
-    parser.add_argument("--preset", default="default", metavar="PRESET",
-                        help=f"per-class settings: {', '.join(PRESET_NAMES)} (default: default)")
+    parser.add_argument("--preset", metavar="PRESET",
+                        help=f"per-class settings: {', '.join(PRESET_NAMES)} (default: as nsad train chooses: "
+                             "mvtec/CATEGORY for an MVTec AD class folder, else estimated from the images)")
     parser.add_argument("--count", type=integer(1), default=64, help="number of examples (default: 64)")
     parser.add_argument("--seed", type=integer(0), default=0, help="random seed; example i uses (seed, 0, i)")
     parser.add_argument("--out", required=True, type=Path, help="output folder (created; must be empty)")
@@ -64,14 +68,24 @@ def _describe(image: np.ndarray) -> str:
     return f"{image.shape[1]}x{image.shape[0]} px, {image.shape[2]}-channel {image.dtype}"
 
 
+def data_category(data: Path) -> str | None:
+    """The category ``nsad train`` would see for ``data`` (a category folder's name), or None for a plain folder."""
+    try:
+        return find_dataset(data, require_test=False).category
+    except (FileNotFoundError, ValueError):
+        return None
+
+
 def run(args: argparse.Namespace) -> int:
     check_new_folder(args.out, "synth")
     paths = normal_image_paths(args.data)
     images = [read_image(path) for path in paths]
-    for path, image in zip(paths, images, strict=True):
-        if image.shape != images[0].shape or image.dtype != images[0].dtype:
-            raise ValueError(f"{path} is {_describe(image)} but {paths[0]} is {_describe(images[0])}; nsad synth "
-                             "blends images of one size, channel count and bit depth: give a folder of such images")
+    sizes = {image.shape[:2] for image in images}
+    if len(sizes) > 1:  # a synthetic example needs two images of one size: bring them to the median one
+        typical = tuple(int(v) for v in np.median(np.array(sorted(sizes)), axis=0))
+        images = [apply_geometry(image, Geometry(typical, typical, 0, 0)) for image in images]
+        print(f"nsad synth: the images have {len(sizes)} sizes; resized to {typical[1]} x {typical[0]} "
+              "(width x height)", file=sys.stderr)
     options = {"backend": args.backend} if args.backend else {}
     if args.ellipses:
         options["ellipses"] = args.ellipses
@@ -80,7 +94,10 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--variant {args.variant} is the NSA authors' code for the tasks {', '.join(NSA_TASKS)}; "
                              f"task {args.task!r} has only variant {DEFAULT_VARIANT!r}")
         options["variant"] = args.variant
-    task = get_task(args.task, get_preset(args.preset), **options)
+    choice = resolve_preset(args.preset, data_category(args.data), paths)
+    for line in choice.lines("synth"):
+        print(line, file=sys.stderr)
+    task = get_task(args.task, choice.preset, **options)
     dataset = SynthDataset(images, task, seed=args.seed, length=args.count)
     dataset.example(0)  # fail on bad settings (e.g. images too small) before creating anything
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nsad.cli._types import integer, number
+from nsad.data.transforms import PROTOCOLS
 from nsad.synth.presets import PRESET_NAMES
 from nsad.variants import DEFAULT_VARIANT, VARIANTS
 
@@ -53,7 +54,20 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--category", help="category folder inside --data (also picks the preset mvtec/NAME)")
     parser.add_argument("--preset", choices=PRESET_NAMES, metavar="PRESET",
                         help=f"per-class settings: {', '.join(PRESET_NAMES)} (default: mvtec/CATEGORY if it "
-                             "exists, else default)")
+                             "exists, else estimated from the training images: object or texture from their "
+                             "borders, grayscale or colour)")
+    parser.add_argument("--protocol", choices=PROTOCOLS,
+                        help="paper: square resize, centre crop, zero outside (the NSA paper's); whole: aspect "
+                             "ratio kept at the pixel count of --image-size squared, random crops, the whole frame "
+                             "scored (default: paper for the mvtec/CLASS presets, whole otherwise)")
+    parser.add_argument("--tile", type=integer(32), metavar="SIZE",
+                        help="train and score at the images' own resolution on SIZE x SIZE tiles (a multiple of "
+                             "32), maps blended across the overlaps; for large images with small defects")
+    parser.add_argument("--tile-overlap", type=integer(0), metavar="PX",
+                        help="pixels neighbouring tiles share (default: a quarter of --tile)")
+    parser.add_argument("--examples-per-epoch", type=integer(1), metavar="N",
+                        help="synthetic examples per epoch (default: one per training image); raise it for small "
+                             "folders, which otherwise give one step per epoch")
     parser.add_argument("--epochs", type=integer(1),
                         help="training epochs (default: the preset's, e.g. 320 for bottle)")
     parser.add_argument("--batch-size", type=integer(1), default=64,
@@ -66,7 +80,8 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target-fpr", type=number(0.0, 1.0), default=0.01,
                         help="false-positive rate on held-out normal images for the threshold (default: 0.01)")
     parser.add_argument("--score-rule",
-                        help="image score: mean (the paper's), max, topk:F, area:N (Bauer's minimum defect "
+                        help="image score: mean (the paper's), max, topk:F, toppx:N (mean of the N highest pixels), "
+                             "smoothmax:S (maximum after a Gaussian blur of S px), area:N (Bauer's minimum defect "
                              "area) or density (CutPaste) (default: the method's: mean; density for CutPaste; "
                              "area:N for ssae)")
     parser.add_argument("--option", action="append", metavar="KEY=VALUE",
@@ -83,7 +98,8 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-every", type=integer(1), default=10,
                         help="epochs between checkpoints (default: 10)")
     parser.add_argument("--max-minutes", type=number(0.0, low_open=True),
-                        help="time budget: stop training after this many minutes even if epochs remain")
+                        help="time budget: after the first epoch, plan the epochs that fit in this many minutes "
+                             "and anneal the learning rate to its minimum over them (printed, in run.json)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--synth-on-device", action="store_true",
                         help="NSA methods: draw each example's patches in the loader workers and blend and label "
@@ -122,7 +138,8 @@ def config_from_args(args: argparse.Namespace, **overrides: object) -> TrainConf
                   holdout=args.holdout, target_fpr=args.target_fpr, score_rule=args.score_rule,
                   accelerator=args.accelerator, devices=devices, strategy=args.strategy, num_nodes=args.num_nodes,
                   precision=args.precision, workers=args.workers, checkpoint_every=args.checkpoint_every,
-                  max_minutes=args.max_minutes,
+                  max_minutes=args.max_minutes, protocol=args.protocol, tile=args.tile,
+                  tile_overlap=args.tile_overlap, examples_per_epoch=args.examples_per_epoch,
                   resume=getattr(args, "resume", False), progress=not args.no_progress,
                   options=parse_options(getattr(args, "option", None)),
                   synth_device="batch" if getattr(args, "synth_on_device", False) else "cpu",

@@ -33,9 +33,10 @@ nearest-neighbour rotation with black corners, and a random vertical flip of tex
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import cv2
 import numpy as np
@@ -56,6 +57,10 @@ IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 """ImageNet channel standard deviations, RGB order, for intensities in [0, 1]."""
 
 PAPER_RESIZE, PAPER_CROP, PAPER_PRE_CROP, PAPER_TEXTURE_RESIZE = 256, 224, 230, 264
+SIDE_MULTIPLE = 32
+"""ResNet-18's total stride: whole-frame sides are multiples of it."""
+PROTOCOLS: tuple[str, ...] = ("paper", "whole")
+"""``paper``: square resize, centre crop, zero outside (:class:`TransformConfig`); ``whole``: :class:`FrameConfig`."""
 
 
 class _PresetLike(Protocol):
@@ -148,25 +153,230 @@ class TransformConfig:
 
 
 @dataclass(frozen=True)
+class FrameConfig:
+    """The whole-image protocol: the aspect ratio kept, random crops in training, the whole frame scored.
+
+    Every image is resized to one ``frame_hw`` for the whole run (the evaluation frame): from the
+    training images' typical size, scaled to the pixel count of the paper's 256 x 256 with sides
+    rounded to multiples of 32 (ResNet-18's stride, so the fully convolutional network maps the
+    frame without padding), see :meth:`for_images`. Training takes random ``crop_hw`` windows of
+    the frame (7/8 of each side, the paper's 224/256, rounded likewise), rotated by up to
+    ``rotation_deg``; scoring runs on the whole frame, so no band at the border is left unscored.
+
+    With ``tile``, the frame is the images' own typical size (native resolution): training takes
+    random ``tile x tile`` windows and scoring runs on overlapping tiles (``tile_overlap`` pixels)
+    whose maps are blended across the overlaps (:func:`stitch_tiles`).
+
+    Attributes:
+        frame_hw: (height, width) every image is resized to; the evaluation frame.
+        crop_hw: (height, width) of the random training window.
+        rotation_deg: largest random rotation in training (the preset's).
+        grayscale: convert RGB images to one channel first.
+        tile: side of the square tiles scored one by one, or None to score the frame at once.
+        tile_overlap: pixels neighbouring tiles share (at least; the grid spreads any slack evenly).
+    """
+
+    frame_hw: tuple[int, int]
+    crop_hw: tuple[int, int]
+    rotation_deg: float = 0.0
+    grayscale: bool = False
+    tile: int | None = None
+    tile_overlap: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "frame_hw", _hw("frame_hw", self.frame_hw))
+        object.__setattr__(self, "crop_hw", _hw("crop_hw", self.crop_hw))
+        if self.crop_hw[0] > self.frame_hw[0] or self.crop_hw[1] > self.frame_hw[1]:
+            raise ValueError(f"crop_hw {self.crop_hw} must fit in frame_hw {self.frame_hw}")
+        check_range("rotation_deg", self.rotation_deg, 0.0, 180.0)
+        object.__setattr__(self, "rotation_deg", float(self.rotation_deg))
+        if self.tile is not None:
+            check_tile(self.tile, self.tile_overlap, self.frame_hw)
+            object.__setattr__(self, "tile", int(self.tile))
+            object.__setattr__(self, "tile_overlap", int(self.tile_overlap))
+
+    kind = "whole"
+    """The protocol's name where :class:`TransformConfig` has ``object``/``texture``/``xray``."""
+
+    @classmethod
+    def for_images(cls, size_hw: Sequence[int], image_size: int = PAPER_RESIZE, *, tile: int | None = None,
+                   tile_overlap: int | None = None, rotation_deg: float = 0.0, grayscale: bool = False) -> FrameConfig:
+        """The frame and crops for images of typical size ``size_hw`` (see the class docstring).
+
+        Args:
+            size_hw: (height, width) of the training images (e.g. their median).
+            image_size: the pixel budget is ``image_size ** 2`` (paper: 256).
+            tile: tile side (a multiple of 32) for native-resolution tiling, or None.
+            tile_overlap: overlap of neighbouring tiles; default a quarter of the tile.
+            rotation_deg: largest random rotation in training.
+            grayscale: convert RGB images to one channel first.
+
+        Example:
+            >>> FrameConfig.for_images((1260, 500)).frame_hw, FrameConfig.for_images((1260, 500)).crop_hw
+            ((416, 160), (352, 128))
+
+        Raises:
+            ValueError: for sizes that are not positive, ``image_size`` below 32, or a bad tile.
+        """
+        height, width = _hw("size_hw", tuple(size_hw))
+        if tile is not None:
+            overlap = tile // 4 if tile_overlap is None else tile_overlap
+            check_tile(tile, overlap, (height, width))
+            return cls((height, width), (tile, tile), rotation_deg, grayscale, tile, overlap)
+        if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < SIDE_MULTIPLE:
+            raise ValueError(f"image_size must be an int of at least {SIDE_MULTIPLE}, got {image_size!r}")
+        scale = math.sqrt(image_size * image_size / (height * width))
+        frame = (_multiple_of_stride(height * scale), _multiple_of_stride(width * scale))
+        crop = tuple(min(side, _multiple_of_stride(side * PAPER_CROP / PAPER_RESIZE)) for side in frame)
+        return cls(frame, crop, rotation_deg, grayscale)  # type: ignore[arg-type]
+
+    @property
+    def resize(self) -> int:
+        """Side of the square with the frame's pixel count: for code that sizes by one side (heatmap areas, figures)."""
+        return int(round(math.sqrt(self.frame_hw[0] * self.frame_hw[1])))
+
+    @property
+    def input_hw(self) -> tuple[int, int]:
+        """(height, width) of the network's test input: a tile, or the whole frame."""
+        return (self.tile, self.tile) if self.tile is not None else self.frame_hw
+
+    def to_dict(self) -> dict:
+        """The JSON object ``run.json`` records (``geometry``); :meth:`from_dict` reads it back."""
+        return {"protocol": "whole", "frame_hw": list(self.frame_hw), "crop_hw": list(self.crop_hw),
+                "rotation_deg": self.rotation_deg, "grayscale": self.grayscale, "tile": self.tile,
+                "tile_overlap": self.tile_overlap}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> FrameConfig:
+        """Rebuild from :meth:`to_dict`'s output.
+
+        Raises:
+            ValueError: for another protocol, unknown keys or bad values.
+        """
+        values = dict(data)
+        if values.pop("protocol", None) != "whole":
+            raise ValueError(f"geometry must have protocol 'whole', got {data.get('protocol')!r}")
+        known = {"frame_hw", "crop_hw", "rotation_deg", "grayscale", "tile", "tile_overlap"}
+        if set(values) - known:
+            raise ValueError(f"unknown geometry keys {sorted(set(values) - known)}; accepted: {sorted(known)}")
+        return cls(**{k: tuple(v) if k.endswith("_hw") else v for k, v in values.items()})
+
+
+def _multiple_of_stride(side: float) -> int:
+    return max(SIDE_MULTIPLE, SIDE_MULTIPLE * int(round(side / SIDE_MULTIPLE)))
+
+
+def check_tile(tile: int, overlap: int, frame_hw: Sequence[int]) -> None:
+    """Check a tile side (a multiple of 32 that fits the frame) and its overlap (0 to half the tile).
+
+    Raises:
+        ValueError: naming the value and what is accepted.
+    """
+    if (isinstance(tile, bool) or not isinstance(tile, (int, np.integer)) or tile < SIDE_MULTIPLE
+            or tile % SIDE_MULTIPLE):
+        raise ValueError(f"tile must be a multiple of {SIDE_MULTIPLE} px, at least {SIDE_MULTIPLE}, got {tile!r}")
+    if tile > min(frame_hw):
+        largest = SIDE_MULTIPLE * (min(frame_hw) // SIDE_MULTIPLE)
+        raise ValueError(f"tile {tile} px is larger than the images ({frame_hw[0]}x{frame_hw[1]} px, height x width); "
+                         + (f"choose at most {largest}" if largest else "score them without tiles"))
+    if isinstance(overlap, bool) or not isinstance(overlap, (int, np.integer)) or not 0 <= overlap <= tile // 2:
+        raise ValueError(f"tile overlap must be an int from 0 to half the tile ({tile // 2}), got {overlap!r}")
+
+
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """First pixels of the tiles covering ``length`` pixels, neighbours sharing at least ``overlap``.
+
+    The fewest tiles of stride at most ``tile - overlap``, spread evenly from 0 to ``length - tile``.
+
+    Example:
+        >>> tile_starts(500, 256, 64), tile_starts(256, 256, 64)
+        ([0, 122, 244], [0])
+    """
+    if length <= tile:
+        return [0]
+    count = 1 + math.ceil((length - tile) / (tile - overlap))
+    return [int(round(i * (length - tile) / (count - 1))) for i in range(count)]
+
+
+def tile_boxes(frame_hw: Sequence[int], tile: int, overlap: int) -> list[tuple[int, int]]:
+    """(top, left) of every tile of the frame, row by row (see :func:`tile_starts`)."""
+    return [(top, left) for top in tile_starts(int(frame_hw[0]), tile, overlap)
+            for left in tile_starts(int(frame_hw[1]), tile, overlap)]
+
+
+def tile_weight(tile: int, overlap: int) -> np.ndarray:
+    """(tile, tile) float64 blending weight: 1 inside, a linear ramp to near 0 across the ``overlap`` band.
+
+    Stitched maps are weighted averages, so a pixel covered by two tiles moves linearly from one
+    tile's value to the other's across their overlap: no seam, and a constant map stays constant.
+    """
+    ramp = np.ones(tile)
+    if overlap > 0:
+        edge = (np.arange(overlap) + 0.5) / overlap
+        ramp[:overlap] = np.minimum(ramp[:overlap], edge)
+        ramp[tile - overlap:] = np.minimum(ramp[tile - overlap:], edge[::-1])
+    return np.outer(ramp, ramp)
+
+
+def stitch_tiles(tile_maps: np.ndarray, boxes: Sequence[tuple[int, int]], frame_hw: Sequence[int],
+                 overlap: int) -> np.ndarray:
+    """Blend per-tile maps into one map of the frame: the :func:`tile_weight`-weighted mean of the tiles.
+
+    Args:
+        tile_maps: (T, tile, tile) maps, one per box.
+        boxes: (top, left) of each tile, from :func:`tile_boxes`.
+        frame_hw: (height, width) of the frame; the boxes must cover it.
+        overlap: the overlap the boxes were made with.
+
+    Returns:
+        (height, width) float32 map.
+
+    Raises:
+        ValueError: if the counts differ, a tile does not fit, or a pixel is covered by no tile.
+    """
+    tile_maps = np.asarray(tile_maps)
+    if tile_maps.ndim != 3 or tile_maps.shape[1] != tile_maps.shape[2] or len(tile_maps) != len(boxes):
+        raise ValueError(f"need (T, tile, tile) maps for {len(boxes)} boxes, got {tile_maps.shape}")
+    tile = tile_maps.shape[1]
+    height, width = int(frame_hw[0]), int(frame_hw[1])
+    weight = tile_weight(tile, overlap)
+    total, weights = np.zeros((height, width)), np.zeros((height, width))
+    for tile_map, (top, left) in zip(tile_maps, boxes, strict=True):
+        if top < 0 or left < 0 or top + tile > height or left + tile > width:
+            raise ValueError(f"tile at ({top}, {left}) does not fit the {height}x{width} frame")
+        total[top:top + tile, left:left + tile] += weight * tile_map
+        weights[top:top + tile, left:left + tile] += weight
+    if (weights == 0).any():
+        raise ValueError("the tiles do not cover the frame")
+    return (total / weights).astype(np.float32)
+
+
+def split_tiles(image: np.ndarray, boxes: Sequence[tuple[int, int]], tile: int) -> np.ndarray:
+    """(T, tile, tile, ...) windows of an (H, W, ...) image at ``boxes`` (see :func:`tile_boxes`)."""
+    return np.stack([image[top:top + tile, left:left + tile] for top, left in boxes])
+
+
+@dataclass(frozen=True)
 class Geometry:
     """One draw of the geometric transform: resize, rotate about the centre, take a window.
 
-    The image is resized to ``resize x resize``, rotated by ``angle_deg`` counter-clockwise about
-    its centre, and the ``crop x crop`` window with top-left corner ``(top, left)`` is kept.
+    The image is resized to ``resize`` (a side for a square, or ``(height, width)``), rotated by
+    ``angle_deg`` counter-clockwise about its centre, and the ``crop`` window (a side or
+    ``(height, width)``) with top-left corner ``(top, left)`` is kept.
 
     Attributes:
-        resize: side of the square the image is resized to.
-        crop: side of the output window.
-        top: first row of the window, in ``[0, resize - crop]``.
-        left: first column of the window, in ``[0, resize - crop]``.
+        resize: side of the square the image is resized to, or its (height, width).
+        crop: side of the square output window, or its (height, width).
+        top: first row of the window, in ``[0, resize height - crop height]``.
+        left: first column of the window, in ``[0, resize width - crop width]``.
         angle_deg: rotation in degrees, counter-clockwise in the displayed image.
         nearest_black: rotate with nearest-neighbour sampling and black fill (the authors'
             torchvision ``RandomRotation``) instead of bilinear sampling and mirrored borders.
         flip: flip the window upside down at the end (the authors' vertical flip of textures).
     """
 
-    resize: int
-    crop: int
+    resize: int | tuple[int, int]
+    crop: int | tuple[int, int]
     top: int
     left: int
     angle_deg: float = 0.0
@@ -174,15 +384,47 @@ class Geometry:
     flip: bool = False
 
     def __post_init__(self) -> None:
-        if not 1 <= self.crop <= self.resize:
-            raise ValueError(f"need 1 <= crop <= resize, got crop={self.crop}, resize={self.resize}")
-        for name in ("top", "left"):
-            check_range(name, getattr(self, name), 0, self.resize - self.crop)
+        for name in ("resize", "crop"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)):
+                object.__setattr__(self, name, _hw(name, value))
+        (rh, rw), (ch, cw) = self.resize_hw, self.crop_hw
+        if not (1 <= ch <= rh and 1 <= cw <= rw):
+            raise ValueError(f"need 1 <= crop <= resize per side, got crop={self.crop}, resize={self.resize}")
+        check_range("top", self.top, 0, rh - ch)
+        check_range("left", self.left, 0, rw - cw)
         check_range("angle_deg", self.angle_deg, -180.0, 180.0)
 
+    @property
+    def resize_hw(self) -> tuple[int, int]:
+        """(height, width) the image is resized to."""
+        return _as_hw(self.resize)
 
-def sample_train_geometry(rng: np.random.Generator, config: TransformConfig) -> Geometry:
-    """Draw the random part of the paper's training transform.
+    @property
+    def crop_hw(self) -> tuple[int, int]:
+        """(height, width) of the window kept."""
+        return _as_hw(self.crop)
+
+
+def _as_hw(value: int | Sequence[int]) -> tuple[int, int]:
+    if isinstance(value, (int, np.integer)):
+        return int(value), int(value)
+    return int(value[0]), int(value[1])
+
+
+def _hw(name: str, value: object) -> tuple[int, int]:
+    """Check a (height, width) pair of positive ints."""
+    if (isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2
+            or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in value)):
+        raise ValueError(f"{name} must be a positive int or (height, width) of positive ints, got {value!r}")
+    return int(value[0]), int(value[1])
+
+
+def sample_train_geometry(rng: np.random.Generator, config: TransformConfig | FrameConfig) -> Geometry:
+    """Draw the random part of the training transform.
+
+    Whole-image protocol (:class:`FrameConfig`): ``angle ~ U(-rotation_deg, rotation_deg)`` and a
+    ``crop_hw`` window of the frame, uniform over its positions.
 
     Objects and X-ray: ``angle ~ U(-rotation_deg, rotation_deg)`` (not drawn when the range is 0),
     then the offset of a ``crop`` window inside the centred ``pre_crop`` square, uniform over the
@@ -198,6 +440,11 @@ def sample_train_geometry(rng: np.random.Generator, config: TransformConfig) -> 
         >>> sample_train_geometry(np.random.default_rng(0), TransformConfig(rotation_deg=5.0))
         Geometry(resize=256, crop=224, top=16, left=14, angle_deg=1.3696..., nearest_black=False, flip=False)
     """
+    if isinstance(config, FrameConfig):
+        angle = float(rng.uniform(-config.rotation_deg, config.rotation_deg)) if config.rotation_deg > 0 else 0.0
+        (height, width), (crop_h, crop_w) = config.frame_hw, config.crop_hw
+        top, left = int(rng.integers(0, height - crop_h + 1)), int(rng.integers(0, width - crop_w + 1))
+        return Geometry(config.frame_hw, config.crop_hw, top, left, angle)
     authors = config.variant == "authors"
     if config.kind == "texture":
         span = config.texture_resize - config.resize + 1
@@ -210,8 +457,8 @@ def sample_train_geometry(rng: np.random.Generator, config: TransformConfig) -> 
     return Geometry(config.resize, config.crop, top, left, angle, nearest_black=authors)
 
 
-def test_geometry(config: TransformConfig) -> Geometry:
-    """The paper's test transform, as a geometry: no rotation, a centred window.
+def test_geometry(config: TransformConfig | FrameConfig) -> Geometry:
+    """The test transform, as a geometry: no rotation, a centred window (the whole frame: :class:`FrameConfig`).
 
     Objects and X-ray: the centre ``crop`` window of the ``resize`` image, at offset
     ``(resize - crop) // 2``. Textures: the whole ``resize`` image.
@@ -220,6 +467,8 @@ def test_geometry(config: TransformConfig) -> Geometry:
         >>> test_geometry(TransformConfig())
         Geometry(resize=256, crop=224, top=16, left=16, angle_deg=0.0, nearest_black=False, flip=False)
     """
+    if isinstance(config, FrameConfig):
+        return Geometry(config.frame_hw, config.frame_hw, 0, 0, 0.0)
     if config.kind == "texture":
         return Geometry(config.resize, config.resize, 0, 0, 0.0)
     offset = (config.resize - config.crop) // 2
@@ -241,7 +490,7 @@ def apply_geometry(image: np.ndarray, geometry: Geometry,
             bilinear otherwise), ``nearest`` for masks and discrete labels (values are kept).
 
     Returns:
-        A ``(crop, crop)`` or ``(crop, crop, C)`` array of the input's dtype.
+        A ``crop_hw`` or ``crop_hw + (C,)`` array of the input's dtype.
 
     Raises:
         TypeError: if ``image`` is not a NumPy array of an accepted dtype.
@@ -261,17 +510,18 @@ def apply_geometry(image: np.ndarray, geometry: Geometry,
     if image.ndim == 3 and image.shape[2] > 4:  # OpenCV's warpAffine takes at most 4 channels
         return np.stack([apply_geometry(image[:, :, c], geometry, interpolation)
                          for c in range(image.shape[2])], axis=2)
-    out = _resize(image, geometry.resize, interpolation)
     g = geometry
+    (height, width), (crop_h, crop_w) = g.resize_hw, g.crop_hw
+    out = _resize(image, (height, width), interpolation)
     if g.angle_deg == 0.0:
-        out = out[g.top:g.top + g.crop, g.left:g.left + g.crop]
+        out = out[g.top:g.top + crop_h, g.left:g.left + crop_w]
     else:
-        centre = ((g.resize - 1) / 2.0, (g.resize - 1) / 2.0)  # pixel-centre convention of OpenCV
+        centre = ((width - 1) / 2.0, (height - 1) / 2.0)  # pixel-centre convention of OpenCV
         matrix = cv2.getRotationMatrix2D(centre, g.angle_deg, 1.0)
         matrix[:, 2] -= (g.left, g.top)
         flags = cv2.INTER_LINEAR if interpolation == "linear" and not g.nearest_black else cv2.INTER_NEAREST
         border = cv2.BORDER_CONSTANT if g.nearest_black else cv2.BORDER_REFLECT_101
-        out = cv2.warpAffine(out, matrix, (g.crop, g.crop), flags=flags, borderMode=border, borderValue=0)
+        out = cv2.warpAffine(out, matrix, (crop_w, crop_h), flags=flags, borderMode=border, borderValue=0)
     if g.flip:
         out = out[::-1]
     if image.ndim == 3 and out.ndim == 2:
@@ -279,7 +529,7 @@ def apply_geometry(image: np.ndarray, geometry: Geometry,
     return np.ascontiguousarray(out)
 
 
-def apply_train_transform(image: np.ndarray, config: TransformConfig,
+def apply_train_transform(image: np.ndarray, config: TransformConfig | FrameConfig,
                           rng: np.random.Generator) -> tuple[np.ndarray, Geometry]:
     """The paper's random training transform of a normal image, before synthesis.
 
@@ -300,15 +550,16 @@ def apply_train_transform(image: np.ndarray, config: TransformConfig,
     return apply_geometry(to_grayscale(image) if config.grayscale else image, geometry), geometry
 
 
-def apply_test_transform(image: np.ndarray, config: TransformConfig) -> np.ndarray:
-    """The paper's test transform: the centre crop of the resized image (objects) or the resized image.
+def apply_test_transform(image: np.ndarray, config: TransformConfig | FrameConfig) -> np.ndarray:
+    """The test transform: the centre crop of the resized image (paper, objects) or the resized image.
 
     Args:
         image: (H, W, C) uint8/uint16 image, C in {1, 3}, any size.
         config: the transform's sizes and options.
 
     Returns:
-        (input_size, input_size, C') image, C' = 1 when ``config.grayscale``.
+        (input_size, input_size, C') image (``frame_hw`` for :class:`FrameConfig`), C' = 1 when
+        ``config.grayscale``.
 
     Raises:
         TypeError, ValueError: if ``image`` is not in the engine's layout.
@@ -318,7 +569,7 @@ def apply_test_transform(image: np.ndarray, config: TransformConfig) -> np.ndarr
 
 
 def test_transform_of(kind: str, resize_hw: Sequence[int] | None, crop_hw: Sequence[int] | None,
-                      channels: int) -> TransformConfig:
+                      channels: int, geometry: Mapping[str, Any] | None = None) -> TransformConfig | FrameConfig:
     """The test transform a run was trained for, from what ``run.json`` (and ``deploy.json``) record.
 
     Args:
@@ -326,10 +577,14 @@ def test_transform_of(kind: str, resize_hw: Sequence[int] | None, crop_hw: Seque
         resize_hw: (height, width) test images are resized to.
         crop_hw: (height, width) of the centre crop, or None for none (the resize).
         channels: the network's input channels (1: grayscale).
+        geometry: the whole-image protocol's record (:meth:`FrameConfig.to_dict`); when given
+            (not empty) it decides, and the other arguments are not used.
 
     Raises:
-        ValueError: without ``resize_hw``, or for sizes :class:`TransformConfig` rejects.
+        ValueError: without ``resize_hw``, or for sizes :class:`TransformConfig` or :class:`FrameConfig` rejects.
     """
+    if geometry:
+        return FrameConfig.from_dict(dict(geometry))
     if resize_hw is None:
         raise ValueError("the run gives no resize_hw; cannot rebuild the test transform")
     resize = int(resize_hw[0])
@@ -341,7 +596,7 @@ def test_transform_of(kind: str, resize_hw: Sequence[int] | None, crop_hw: Seque
 test_transform_of.__test__ = False  # type: ignore[attr-defined]  # not a pytest test despite its name
 
 
-def test_input(image: np.ndarray, config: TransformConfig, channels: int) -> np.ndarray:
+def test_input(image: np.ndarray, config: TransformConfig | FrameConfig, channels: int) -> np.ndarray:
     """An image as the network's test input before normalisation: the test transform, then [0, 1] floats.
 
     The one preprocessing of the torch scorer and of the deployment runtime (``nsad.deploy``):
@@ -349,7 +604,8 @@ def test_input(image: np.ndarray, config: TransformConfig, channels: int) -> np.
     :func:`normalize_tensor`'s output; exported models normalise in their graph.
 
     Returns:
-        (channels, input_size, input_size) float32 in [0, 1].
+        (channels, input_size, input_size) float32 in [0, 1]; (channels, *frame_hw) for
+        :class:`FrameConfig` (tiled runs cut it with :func:`split_tiles`).
 
     Raises:
         TypeError, ValueError: as :func:`apply_test_transform` and :func:`to_unit_tensor`.
@@ -543,51 +799,91 @@ def resize_map(anomaly_map: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     return cv2.resize(source, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
-def frame_map(network_maps: np.ndarray, config: TransformConfig) -> np.ndarray:
-    """Network maps (..., input_size, input_size) in the evaluation frame (..., resize, resize).
+def describe_geometry(transform: TransformConfig | FrameConfig) -> str:
+    """One line on the geometry, for the commands to print."""
+    if isinstance(transform, TransformConfig):
+        window = "the whole image" if transform.kind == "texture" else f"its centre {transform.crop} crop"
+        return (f"geometry: the paper's protocol: square {transform.resize} x {transform.resize}, "
+                f"trained on {transform.input_size}-px crops, scoring {window}")
+    height, width = transform.frame_hw
+    if transform.tile is not None:
+        return (f"geometry: native {width} x {height} px (width x height), trained on random {transform.tile}-px "
+                f"tiles, scored on tiles overlapping by {transform.tile_overlap} px, maps blended")
+    return (f"geometry: aspect kept, {width} x {height} px (width x height), trained on random "
+            f"{transform.crop_hw[1]} x {transform.crop_hw[0]} crops, the whole frame scored")
 
-    Objects and X-ray: :func:`place_in_frame` (zero outside the centre crop, as the NSA paper's
-    authors evaluate). Textures: the maps as they are.
+
+def training_frame_hw(config: TransformConfig | FrameConfig) -> tuple[int, int]:
+    """(height, width) training images are resized to once, before their random windows are taken."""
+    if isinstance(config, FrameConfig):
+        return config.frame_hw
+    side = config.texture_resize if config.kind == "texture" else config.resize
+    return side, side
+
+
+def evaluation_frame_hw(config: TransformConfig | FrameConfig) -> tuple[int, int]:
+    """(height, width) of the evaluation frame: the resized image (``resize`` square, or ``frame_hw``)."""
+    return config.frame_hw if isinstance(config, FrameConfig) else (config.resize, config.resize)
+
+
+def test_input_hw(config: TransformConfig | FrameConfig) -> tuple[int, int]:
+    """(height, width) of the network's test input: the crop, the resized texture, a tile or the frame."""
+    return config.input_hw if isinstance(config, FrameConfig) else (config.input_size, config.input_size)
+
+
+test_input_hw.__test__ = False  # type: ignore[attr-defined]  # not a pytest test despite its name
+
+
+def frame_map(network_maps: np.ndarray, config: TransformConfig | FrameConfig) -> np.ndarray:
+    """Network maps in the evaluation frame.
+
+    The paper's objects and X-ray: (..., input_size, input_size) maps go into the (..., resize,
+    resize) frame by :func:`place_in_frame` (zero outside the centre crop, as the NSA paper's
+    authors evaluate). Textures: the maps as they are. The whole-image protocol
+    (:class:`FrameConfig`): the maps are the frame's already (tiles stitched by :func:`stitch_tiles`).
 
     Raises:
-        ValueError: if the maps are not of the test input's size.
+        ValueError: if the maps are not of the test input's size (the frame's, for :class:`FrameConfig`).
     """
     network_maps = np.asarray(network_maps)
-    expected = (config.input_size, config.input_size)
-    if network_maps.ndim < 2 or network_maps.shape[-2:] != expected:
+    whole = isinstance(config, FrameConfig)
+    expected = evaluation_frame_hw(config) if whole else test_input_hw(config)
+    if network_maps.ndim < 2 or network_maps.shape[-2:] != tuple(expected):
         raise ValueError(f"anomaly maps must have the test input's shape (..., {expected[0]}, {expected[1]}), "
                          f"got {network_maps.shape}")
-    return network_maps if config.kind == "texture" else place_in_frame(network_maps, config.resize)
+    if whole or config.kind == "texture":
+        return network_maps
+    return place_in_frame(network_maps, config.resize)
 
 
-def restore_map(anomaly_map: np.ndarray, config: TransformConfig, shape: Sequence[int]) -> np.ndarray:
+def restore_map(anomaly_map: np.ndarray, config: TransformConfig | FrameConfig, shape: Sequence[int]) -> np.ndarray:
     """Map the network's test output back onto the original image: frame it, then resize it.
 
     Objects and X-ray: :func:`place_in_frame` into the ``resize`` frame (zero outside the centre
-    crop), then :func:`resize_map` to ``shape``. Textures: :func:`resize_map` only.
+    crop), then :func:`resize_map` to ``shape``. Textures and :class:`FrameConfig` (a stitched map
+    for tiles): :func:`resize_map` only.
 
     Args:
-        anomaly_map: (input_size, input_size) map from :func:`apply_test_transform`'s input.
+        anomaly_map: the map of the test input (of the frame, for :class:`FrameConfig`).
         config: the transform it was made with.
         shape: (height, width) of the original image.
 
     Raises:
-        ValueError: if the map's size is not ``config.input_size``, or as :func:`resize_map`.
+        ValueError: if the map's size is not the test input's (the frame's), or as :func:`resize_map`.
     """
     anomaly_map = np.asarray(anomaly_map)
-    expected = (config.input_size, config.input_size)
-    if anomaly_map.shape != expected:
-        raise ValueError(f"anomaly_map must have the test input's shape {expected}, got {anomaly_map.shape}")
+    expected = evaluation_frame_hw(config) if isinstance(config, FrameConfig) else test_input_hw(config)
+    if anomaly_map.shape != tuple(expected):
+        raise ValueError(f"anomaly_map must have the test input's shape {tuple(expected)}, got {anomaly_map.shape}")
     return resize_map(frame_map(anomaly_map, config), shape)
 
 
-def _resize(image: np.ndarray, side: int, interpolation: Interpolation) -> np.ndarray:
+def _resize(image: np.ndarray, size_hw: tuple[int, int], interpolation: Interpolation) -> np.ndarray:
     height, width = image.shape[:2]
-    if (height, width) == (side, side):
+    if (height, width) == size_hw:
         return image
     if interpolation == "nearest":
         flag = cv2.INTER_NEAREST_EXACT
     else:
-        flag = cv2.INTER_AREA if height >= side and width >= side else cv2.INTER_LINEAR
-    out = cv2.resize(image, (side, side), interpolation=flag)
-    return out
+        flag = cv2.INTER_AREA if height >= size_hw[0] and width >= size_hw[1] else cv2.INTER_LINEAR
+    return cv2.resize(image, (size_hw[1], size_hw[0]), interpolation=flag)

@@ -11,7 +11,9 @@ names the file and the problem when something is wrong.
 
 Format versions: version 1 (nsad before the other model kinds) holds AnomalyNet runs only and has
 no ``model``, ``model_options`` or ``heatmap_scale`` keys; version 2 adds them (``heatmap_scale`` is
-optional: version 2 files written before it existed read as None). Both are read; version 2 is written.
+optional: version 2 files written before it existed read as None); version 3 adds ``geometry`` (the
+whole-image protocol, :class:`nsad.data.transforms.FrameConfig`). All are read; runs of the paper's
+protocol are written as version 2, whole-image runs as version 3.
 A model kind may keep more files in the run folder (CutPaste's density estimator); the code that
 scores that kind reads them.
 """
@@ -44,7 +46,7 @@ from nsad.viz.scale import HeatmapScale
 
 FORMAT = "nsad-run"
 FORMAT_VERSION = 2
-SUPPORTED_FORMAT_VERSIONS: tuple[int, ...] = (1, 2)
+SUPPORTED_FORMAT_VERSIONS: tuple[int, ...] = (1, 2, 3)
 METADATA_NAME = "run.json"
 WEIGHTS_NAME = "model.safetensors"
 
@@ -58,6 +60,8 @@ MODEL_KINDS: dict[str, tuple[type, type[nn.Module]]] = {
 DEFAULT_MODEL = "anomaly-net"
 VERSION_2_KEYS: tuple[str, ...] = ("model", "model_options", "heatmap_scale")
 """Keys that format version 1 does not have."""
+VERSION_3_KEYS: tuple[str, ...] = ("geometry",)
+"""Keys that format versions 1 and 2 do not have."""
 
 
 class RunFormatError(ValueError):
@@ -120,6 +124,9 @@ class RunMetadata:
             :class:`nsad.viz.HeatmapScale` as a JSON object), fixed by ``nsad train`` from the
             held-out normal maps; None for runs without holdout or written before it existed
             (drawn with :func:`nsad.viz.fallback_scale`). Display only, never needed to score.
+        geometry: the whole-image protocol's frame, crops and tiles
+            (:meth:`nsad.data.transforms.FrameConfig.to_dict`; format version 3), or empty for the
+            paper's protocol, which ``resize_hw`` and ``crop_hw`` describe.
         nsad_version: version of nsad that wrote the run.
         torch_version: version of torch that wrote the run.
         format: always ``nsad-run``; marks the file as an nsad run.
@@ -140,6 +147,7 @@ class RunMetadata:
     model: str = DEFAULT_MODEL
     model_options: Mapping[str, Any] = field(default_factory=dict)
     heatmap_scale: Mapping[str, Any] | None = None
+    geometry: Mapping[str, Any] = field(default_factory=dict)
     nsad_version: str = nsad.__version__
     torch_version: str = torch.__version__
     format: str = FORMAT
@@ -157,7 +165,7 @@ class RunMetadata:
                             f"got {type(self.net).__name__}")
         if self.model == DEFAULT_MODEL:
             check_choice("label_kind", self.net.label_kind, LABEL_KINDS)
-        for name in ("preset_values", "training", "model_options"):
+        for name in ("preset_values", "training", "model_options", "geometry"):
             if not isinstance(getattr(self, name), Mapping):
                 raise TypeError(f"{name} must be a mapping, got {type(getattr(self, name)).__name__}")
         if self.heatmap_scale is not None:
@@ -187,6 +195,8 @@ class RunMetadata:
         if self.format_version == 1 and (self.model != DEFAULT_MODEL or self.model_options):
             raise ValueError(f"format_version 1 holds {DEFAULT_MODEL} runs without model_options; "
                              f"a {self.model!r} run needs format_version {FORMAT_VERSION}")
+        if self.format_version < 3 and self.geometry:
+            raise ValueError("a geometry (the whole-image protocol) needs format_version 3")
 
     @property
     def label_kind(self) -> str:
@@ -234,7 +244,8 @@ class RunMetadata:
         """Return a JSON-ready dict: tuples as lists, the network config as a nested object."""
         data: dict[str, Any] = {}
         for f in dataclasses.fields(self):
-            if self.format_version == 1 and f.name in VERSION_2_KEYS:
+            if (self.format_version == 1 and f.name in VERSION_2_KEYS
+                    or self.format_version < 3 and f.name in VERSION_3_KEYS):
                 continue
             if f.name == "heatmap_scale" and self.heatmap_scale is None:  # optional: left out when absent
                 continue
@@ -273,6 +284,8 @@ class RunMetadata:
         fields = {f.name: f for f in dataclasses.fields(cls)}
         if version == 1:
             fields = {name: f for name, f in fields.items() if name not in VERSION_2_KEYS}
+        if version < 3:
+            fields = {name: f for name, f in fields.items() if name not in VERSION_3_KEYS}
         unknown = sorted(set(data) - set(fields))
         if unknown:
             raise ValueError(f"unknown keys {unknown} in run metadata; accepted keys are {sorted(fields)}")

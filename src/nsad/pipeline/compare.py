@@ -65,6 +65,9 @@ SETTINGS: tuple[str, ...] = (
     "examples_per_epoch",
     "options",
     "variant",
+    "protocol",
+    "tile",
+    "tile_overlap",
 )
 """``TrainConfig`` fields that must match for a finished run to be reused."""
 MIN_TILE_PX = 192

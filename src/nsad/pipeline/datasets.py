@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 
 from nsad.data.io import read_image
 from nsad.data.transforms import (
+    FrameConfig,
     Geometry,
     TransformConfig,
     apply_geometry,
@@ -26,6 +27,7 @@ from nsad.data.transforms import (
     test_input,
     to_grayscale,
     to_tensor_normalized,
+    training_frame_hw,
 )
 from nsad.synth.dataset import draw_source_index
 from nsad.synth.objects import object_mask
@@ -38,14 +40,15 @@ CONTINUOUS_LABEL_SCALE = 1.0 / 255.0
 """Continuous labels (8-bit levels) are trained in units of the full intensity range."""
 
 
-def load_training_images(paths: Sequence[Path], config: TransformConfig) -> list[np.ndarray]:
-    """Read the normal images once and resize them to the training frame (``resize`` or ``texture_resize``).
+def load_training_images(paths: Sequence[Path], config: TransformConfig | FrameConfig) -> list[np.ndarray]:
+    """Read the normal images once and resize them to the training frame (:func:`training_frame_hw`).
 
     Raises:
         ValueError: if the images do not all have the same number of channels and bit depth.
     """
-    side = config.texture_resize if config.kind == "texture" else config.resize
-    whole = Geometry(resize=side, crop=side, top=0, left=0)
+    frame = training_frame_hw(config)
+    side = min(frame)
+    whole = Geometry(resize=frame, crop=frame, top=0, left=0)
     images, enlarged = [], []
     for path in paths:
         image = read_image(path)
@@ -79,8 +82,8 @@ class SynthTrainingSet(Dataset):
         length: examples per epoch; default one per image.
     """
 
-    def __init__(self, images: Sequence[np.ndarray], task: Task, transform: TransformConfig, preset: Preset,
-                 seed: int, length: int | None = None) -> None:
+    def __init__(self, images: Sequence[np.ndarray], task: Task, transform: TransformConfig | FrameConfig,
+                 preset: Preset, seed: int, length: int | None = None) -> None:
         if len(images) == 0:
             raise ValueError("no training images")
         self.images, self.task, self.transform, self.preset, self.seed = list(images), task, transform, preset, seed
@@ -125,7 +128,8 @@ class TestImages(Dataset):
 
     __test__ = False  # not a pytest class despite its name
 
-    def __init__(self, paths: Sequence[Path], transform: TransformConfig, normalization: str, channels: int) -> None:
+    def __init__(self, paths: Sequence[Path], transform: TransformConfig | FrameConfig, normalization: str,
+                 channels: int) -> None:
         self.paths, self.transform, self.normalization, self.channels = list(paths), transform, normalization, channels
 
     def __len__(self) -> int:

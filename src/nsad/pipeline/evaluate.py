@@ -76,11 +76,11 @@ def score_test_set(scorer: Scorer, data: str | Path | None = None, category: str
     result = scorer.score([sample.path for sample in samples])
     masks = None
     if layout.has_masks:
-        side = result.maps.shape[-1]
-        masks = np.zeros((len(samples), side, side), np.uint8)
+        frame = result.maps.shape[-2:]
+        masks = np.zeros((len(samples), *frame), np.uint8)
         empty = []
         for index, sample in enumerate(samples):
-            masks[index] = read_sample_mask(sample, side)
+            masks[index] = read_sample_mask(sample, frame)
             if sample.is_anomalous and not masks[index].any():
                 empty.append(str(sample.mask_path))
         if empty:

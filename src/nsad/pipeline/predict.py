@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import shutil
+import sys
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -177,6 +178,7 @@ def predict(run: str | Path | None, inputs: Sequence[str | Path], out: str | Pat
     else:
         backend = Scorer(run, device=device, score_rule=score_rule)  # type: ignore[arg-type]
         own_rule = backend.metadata.score_rule
+        print(f"nsad predict: preset {backend.metadata.preset} (recorded in the run)", file=sys.stderr)
     named, unreadable = readable_inputs(named, skip_unreadable, backend.transform.resize)
     paths = [path for path, _ in named]
     calibrated = backend.threshold
@@ -186,7 +188,11 @@ def predict(run: str | Path | None, inputs: Sequence[str | Path], out: str | Pat
                       stacklevel=2)
         calibrated = None
     threshold = calibrated if threshold is None else float(threshold)
-    if threshold is None and backend.threshold is None:
+    if threshold is None and backend.threshold is None and run is not None \
+            and backend.metadata.training.get("holdout_images") == 0:
+        print("nsad predict: no threshold exists: the run was trained with --holdout 0 (no held-out normal images "
+              "to calibrate one); scores are written without decisions (give --threshold to decide)", file=sys.stderr)
+    elif threshold is None and backend.threshold is None:
         warnings.warn("the run has no calibrated threshold and none was given (--threshold); "
                       "scores are written without decisions", stacklevel=2)
     maps, model_scores = backend.network_outputs(paths)

@@ -26,6 +26,7 @@ import numpy as np
 
 from nsad.data.folder import Sample, read_sample_mask
 from nsad.data.io import read_image
+from nsad.data.transforms import FrameConfig, describe_geometry
 from nsad.metrics import pro_curve, roc_curve
 from nsad.metrics.published import published_result
 from nsad.pipeline.evaluate import REPORT_FILE, TestSetScores, metrics_of, score_test_set
@@ -113,10 +114,15 @@ def run_section(scorer: Scorer, scale: HeatmapScale) -> str:
     meta = scorer.metadata
     training = meta.training
     transform = scorer.transform
-    crop = "" if transform.kind == "texture" else f", centre crop {transform.input_size} px seen by the network"
-    geometry = (f"{transform.kind}: resized to {transform.resize} px{crop}"
-                f"; {meta.in_channels} channel(s), {scorer.normalization} normalisation; metrics in the "
-                f"{transform.resize}-px frame")
+    if isinstance(transform, FrameConfig):
+        height, width = transform.frame_hw
+        geometry = (f"{describe_geometry(transform)}; {meta.in_channels} channel(s), {scorer.normalization} "
+                    f"normalisation; metrics in the {width} x {height} frame")
+    else:
+        crop = "" if transform.kind == "texture" else f", centre crop {transform.input_size} px seen by the network"
+        geometry = (f"{transform.kind}: resized to {transform.resize} px{crop}"
+                    f"; {meta.in_channels} channel(s), {scorer.normalization} normalisation; metrics in the "
+                    f"{transform.resize}-px frame")
     if meta.threshold is None:
         threshold = "none calibrated (no held-out images): decisions are not shown"
     else:

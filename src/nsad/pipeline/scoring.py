@@ -22,14 +22,24 @@ import torch
 from torch.utils.data import DataLoader
 
 from nsad._checks import check_range
-from nsad.data.transforms import TransformConfig, frame_map, resize_map, test_transform_of
+from nsad.data.transforms import (
+    FrameConfig,
+    TransformConfig,
+    evaluation_frame_hw,
+    frame_map,
+    resize_map,
+    stitch_tiles,
+    test_input_hw,
+    test_transform_of,
+    tile_boxes,
+)
 from nsad.models.runfile import LoadedRun, RunMetadata, load_run
 from nsad.pipeline.datasets import TestImages
 from nsad.pipeline.methods import SCORING_MODELS
 from nsad.postprocess import check_score_rule, final_image_scores, parse_score_rule
 
 
-def transform_of(metadata: RunMetadata, folder: Path | str = "RUN") -> TransformConfig:
+def transform_of(metadata: RunMetadata, folder: Path | str = "RUN") -> TransformConfig | FrameConfig:
     """The test transform a run was trained for (:func:`~nsad.data.transforms.test_transform_of`).
 
     Raises:
@@ -37,7 +47,7 @@ def transform_of(metadata: RunMetadata, folder: Path | str = "RUN") -> Transform
     """
     try:
         return test_transform_of(metadata.preset_values.get("kind", "object"), metadata.resize_hw, metadata.crop_hw,
-                                 metadata.net.in_channels)
+                                 metadata.net.in_channels, metadata.geometry)
     except ValueError as error:
         crop = metadata.crop_hw and list(metadata.crop_hw)
         raise ValueError(f"{Path(folder) / 'run.json'}: resize_hw {metadata.resize_hw and list(metadata.resize_hw)} "
@@ -110,7 +120,8 @@ class Scores:
     """Scoring results in input order.
 
     Attributes:
-        maps: (N, S, S) float32 anomaly maps in the evaluation frame (S = the resize side).
+        maps: (N, H, W) float32 anomaly maps in the evaluation frame (the resized image: the
+            paper's S x S, or the whole-image protocol's frame).
         scores: (N,) float64 image scores by the run's rule (computed on the network's output).
     """
 
@@ -157,22 +168,41 @@ class Scorer:
 
     def network_outputs(self, paths: Sequence[Path],
                         workers: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
-        """(N, s, s) maps on the network's input (the test crop) and the model's own image scores or None."""
+        """Maps the image score is computed on, and the model's own image scores or None.
+
+        The maps are the network's on its test input (the paper's crop, the whole frame), or for
+        tiled runs the tiles' maps stitched into the frame (:func:`~nsad.data.transforms.stitch_tiles`).
+        """
         dataset = TestImages(paths, self.transform, self.normalization, self.metadata.net.in_channels)
         loader = DataLoader(dataset, batch_size=int(self.batch_size), num_workers=workers)
-        maps = np.empty((len(dataset), self.transform.input_size, self.transform.input_size), np.float32)
+        tiled = isinstance(self.transform, FrameConfig) and self.transform.tile is not None
+        shape = evaluation_frame_hw(self.transform) if tiled else test_input_hw(self.transform)
+        maps = np.empty((len(dataset), *shape), np.float32)
         scores = np.full(len(dataset), np.nan) if self.model.image_level else None
         with torch.inference_mode():
             for batch in loader:
-                images = batch["image"].to(self.device)
+                images, index = batch["image"].to(self.device), batch["index"].numpy()
+                if tiled:
+                    maps[index] = self._tiled_maps(images)
+                    continue
                 batch_maps, batch_scores = self.model(images)
-                maps[batch["index"].numpy()] = batch_maps.float().cpu().numpy()
+                maps[index] = batch_maps.float().cpu().numpy()
                 if scores is not None:
-                    scores[batch["index"].numpy()] = batch_scores.double().cpu().numpy()
+                    scores[index] = batch_scores.double().cpu().numpy()
         return maps, scores
 
+    def _tiled_maps(self, images: torch.Tensor) -> np.ndarray:
+        """(B, H, W) stitched maps of (B, C, H, W) frames, the tiles run ``batch_size`` at a time."""
+        transform = self.transform
+        tile, overlap = transform.tile, transform.tile_overlap
+        boxes = tile_boxes(transform.frame_hw, tile, overlap)
+        tiles = torch.cat([images[:, :, top:top + tile, left:left + tile] for top, left in boxes])  # box-major
+        outputs = torch.cat([self.model(part)[0].float().cpu() for part in tiles.split(int(self.batch_size))])
+        per_image = outputs.numpy().reshape(len(boxes), len(images), tile, tile).transpose(1, 0, 2, 3)
+        return np.stack([stitch_tiles(tile_maps, boxes, transform.frame_hw, overlap) for tile_maps in per_image])
+
     def network_maps(self, paths: Sequence[Path], workers: int = 0) -> np.ndarray:
-        """(N, s, s) maps on the network's input (the test crop), in input order."""
+        """Maps on the network's input (the test crop; the frame, stitched from tiles), in input order."""
         return self.network_outputs(paths, workers)[0]
 
     def score(self, paths: Sequence[Path], workers: int = 0) -> Scores:
@@ -181,8 +211,8 @@ class Scorer:
         return Scores(frame_map(maps, self.transform), final_image_scores(maps, self.score_rule, model_scores))
 
     def input_window(self, framed_maps: np.ndarray) -> np.ndarray:
-        """The part of (N, S, S) framed maps the network saw: the centre crop for objects, all for textures."""
-        if self.transform.kind == "texture":
+        """The part of framed maps the network saw: the centre crop for objects, all for textures and whole frames."""
+        if isinstance(self.transform, FrameConfig) or self.transform.kind == "texture":
             return framed_maps
         top = (self.transform.resize - self.transform.input_size) // 2
         return framed_maps[:, top : top + self.transform.input_size, top : top + self.transform.input_size]

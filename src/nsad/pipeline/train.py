@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 import os
 import shutil
 import sys
@@ -39,10 +40,18 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch.utils.data import DataLoader
 
 from nsad._checks import check_choice, check_range
-from nsad.data.folder import find_dataset
-from nsad.data.transforms import IMAGENET_MEAN, IMAGENET_STD, TransformConfig
+from nsad.data.folder import find_dataset, image_size
+from nsad.data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    PROTOCOLS,
+    FrameConfig,
+    TransformConfig,
+    describe_geometry,
+)
 from nsad.metrics import threshold_at_fpr
 from nsad.models import NSAModule, RunMetadata, count_parameters, save_run
+from nsad.pipeline._budget import BudgetPlan
 from nsad.pipeline._checkpoint import AtomicCheckpointIO
 from nsad.pipeline._runfolder import (
     check_out_folder,
@@ -65,7 +74,7 @@ from nsad.pipeline.device_synth import (
 from nsad.pipeline.methods import METHODS, TrainSetup
 from nsad.pipeline.scoring import Scorer
 from nsad.postprocess import parse_score_rule
-from nsad.synth.presets import PRESET_NAMES, Preset, get_preset
+from nsad.synth.presets import Preset, resolve_preset
 from nsad.synth.registry import get_task
 from nsad.variants import DEFAULT_VARIANT, check_variant
 from nsad.viz.scale import fit_scale
@@ -97,11 +106,20 @@ class TrainConfig:
         out: the run folder to write.
         category: category name inside ``data``; also selects the preset ``mvtec/<category>``.
         method: one of :data:`ALL_METHODS`.
-        preset: preset name; default ``mvtec/<category>`` when it exists, else ``default``.
+        preset: preset name; default ``mvtec/<category>`` when it exists, else estimated from the
+            training images (:func:`nsad.synth.presets.resolve_preset`).
+        protocol: ``paper`` (square resize, centre crop, zero outside: the NSA paper's) or ``whole``
+            (aspect kept, random crops, the whole frame scored: :class:`~nsad.data.transforms.FrameConfig`);
+            None for ``paper`` with the ``mvtec/<class>`` presets and ``whole`` otherwise. The
+            CutPaste methods and ``ssae`` use the paper's.
+        tile: train and score at the images' own resolution on square tiles of this side (a
+            multiple of 32; ``whole`` protocol), stitched with blended overlaps; None to resize.
+        tile_overlap: pixels neighbouring tiles share; default a quarter of the tile.
         epochs: training epochs; default the preset's (320 for bottle).
         seed: seeds the model's initialisation and every synthetic example.
         batch_size: examples per step (paper: 64).
-        image_size: side images are resized to (paper: 256); crops scale with it.
+        image_size: side images are resized to (paper: 256); crops scale with it. The ``whole``
+            protocol keeps the pixel count ``image_size ** 2`` instead.
         lr, lr_min: the cosine schedule's ends (paper: 1e-3 to 1e-6).
         holdout: fraction of normal images kept out of training to calibrate the threshold.
         target_fpr: false-positive rate on held-out normal images the threshold is set for.
@@ -112,8 +130,9 @@ class TrainConfig:
             precision None means ``bf16-mixed`` on CUDA and ``32-true`` on the CPU.
         workers: data loader processes; None picks ``min(8, cpus - 1)``.
         examples_per_epoch: synthetic examples per epoch; default one per training image.
-        max_minutes: stop training after this many minutes even if epochs remain (Lightning's
-            ``max_time``; the learning-rate schedule still spans ``epochs``); None for no limit.
+        max_minutes: time budget: the epochs that fit are planned from the first epoch's time and
+            the cosine schedule anneals to ``lr_min`` over exactly those (:mod:`nsad.pipeline._budget`);
+            None for no limit.
         checkpoint_every: epochs between checkpoints.
         resume: continue from ``out/checkpoints/last.ckpt``.
         progress: show Lightning's progress bar.
@@ -158,6 +177,9 @@ class TrainConfig:
     synth_device: str = "cpu"
     max_minutes: float | None = None
     variant: str = DEFAULT_VARIANT
+    protocol: str | None = None
+    tile: int | None = None
+    tile_overlap: int | None = None
 
     def __post_init__(self) -> None:
         check_choice("method", self.method, ALL_METHODS)
@@ -189,6 +211,20 @@ class TrainConfig:
             raise ValueError(f"seed must be a whole number of at least 0, got {self.seed!r}")
         if self.epochs is not None and self.epochs < 1:
             raise ValueError(f"epochs must be at least 1, got {self.epochs}")
+        if self.examples_per_epoch is not None and self.examples_per_epoch < 1:
+            raise ValueError(f"examples_per_epoch must be at least 1, got {self.examples_per_epoch}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ValueError(f"max_minutes must be positive, got {self.max_minutes}")
+        if self.protocol is not None:
+            check_choice("protocol", self.protocol, PROTOCOLS)
+        if self.tile is not None and self.protocol == "paper":
+            raise ValueError("tile needs the whole-image protocol; the paper's protocol resizes to a square")
+        if self.tile_overlap is not None and self.tile is None:
+            raise ValueError("tile_overlap needs tile")
+
+
+class HoldoutWarning(UserWarning):
+    """The held-out set is too small for the target false-positive rate."""
 
 
 class CheckpointOnInterrupt(Callback):
@@ -246,12 +282,45 @@ class _HideTips(logging.Filter):
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_HideTips())
 
 
-def resolve_preset(config: TrainConfig, category: str) -> Preset:
-    """The config's preset, or ``mvtec/<category>`` when that exists, or ``default``."""
-    if config.preset is not None:
-        return get_preset(config.preset)
-    name = f"mvtec/{category}"
-    return get_preset(name if name in PRESET_NAMES else "default")
+def choose_transform(config: TrainConfig, preset: Preset, train_paths: list[Path],
+                     segmentation: bool) -> TransformConfig | FrameConfig:
+    """The run's geometry: the paper's square protocol, or the whole image at the data's aspect ratio.
+
+    The whole-image frame follows the median (height, width) of the training images (read from
+    their headers), see :meth:`FrameConfig.for_images`.
+
+    Raises:
+        ValueError: for a tile that does not fit the images, or the whole protocol asked of a method
+            that has only the paper's.
+    """
+    protocol = config.protocol or ("paper" if preset.name.startswith("mvtec/") else "whole")
+    if not segmentation:
+        if config.protocol == "whole" or config.tile is not None:
+            raise ValueError(f"method {config.method!r} has the paper's protocol only (no whole frame, no tiles)")
+        protocol = "paper"
+    if protocol == "paper":
+        return TransformConfig.from_preset(preset, config.image_size, config.variant)
+    sizes = np.array([image_size(path) for path in train_paths])
+    typical = (int(np.median(sizes[:, 0])), int(np.median(sizes[:, 1])))
+    return FrameConfig.for_images(typical, config.image_size, tile=config.tile, tile_overlap=config.tile_overlap,
+                                  rotation_deg=preset.rotation_deg, grayscale=preset.channels == 1)
+
+
+def holdout_warning(held_out: int, target_fpr: float) -> str | None:
+    """Why a threshold from ``held_out`` normal images cannot give ``target_fpr``, or None when it can.
+
+    With ``n`` images the calibrated false-positive rate moves in steps of ``1 / n``; a target below
+    ``1 / n`` puts the threshold above every held-out score, and how far above normal images the
+    next one falls is then unknown.
+    """
+    if held_out == 0 or target_fpr * held_out >= 1:
+        return None
+    needed = math.ceil(1 / target_fpr) if target_fpr > 0 else None
+    return (f"only {held_out} held-out normal images: a false-positive rate below 1/{held_out} = "
+            f"{1 / held_out:.1%} cannot be calibrated, so the threshold for {target_fpr:.1%} is set above all of "
+            f"them and its real rate is unknown (it can be {1 / held_out:.1%} or more); "
+            + (f"hold out at least {needed} images (--holdout) or " if needed else "")
+            + f"target {1 / held_out:.2g} or more (--target-fpr)")
 
 
 def split_holdout(paths: list[Path], fraction: float, seed: int) -> tuple[list[Path], list[Path]]:
@@ -295,9 +364,9 @@ def train(config: TrainConfig) -> Path:
     if rank_zero:
         check_out_folder(out, config.resume, checkpoint)
     layout = find_dataset(config.data, config.category, require_test=False)
-    preset = resolve_preset(config, layout.category)
+    choice = resolve_preset(config.preset, layout.category, list(layout.train))
+    preset = choice.preset
     epochs = config.epochs or preset.epochs
-    transform = TransformConfig.from_preset(preset, config.image_size, config.variant)
     train_paths, holdout_paths = split_holdout(list(layout.train), config.holdout, config.seed)
     workers = default_workers() if config.workers is None else config.workers
     settings = {**{k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(config).items()},
@@ -307,6 +376,11 @@ def train(config: TrainConfig) -> Path:
     if config.resume:
         check_resume(out, settings)
     segmentation = config.method in SEGMENTATION_METHODS
+    train_paths, holdout_paths = split_holdout(list(layout.train), config.holdout, config.seed)
+    transform = choose_transform(config, preset, train_paths, segmentation)
+    warning = holdout_warning(len(holdout_paths), config.target_fpr)
+    if warning:
+        warnings.warn(warning, HoldoutWarning, stacklevel=2)
     images = load_training_images(train_paths, transform)
     if segmentation:
         variant = {"variant": config.variant} if config.method in VARIANT_METHODS else {}
@@ -331,7 +405,8 @@ def train(config: TrainConfig) -> Path:
         raise ValueError(f"--image-size {config.image_size} gives {transform.crop}-px training crops, too small "
                          f"for this method and preset: {error}; choose a larger --image-size") from None
     interrupt = CheckpointOnInterrupt(checkpoint)
-    trainer = make_trainer(config, epochs, out, interrupt)
+    budget = None if config.max_minutes is None else BudgetPlan(config.max_minutes, epochs)
+    trainer = make_trainer(config, epochs, out, interrupt, budget)
     processes = trainer.world_size
     per_process = -(-items_per_step // processes)  # the step's examples shared out: the same protocol on N processes
     loader = DataLoader(dataset, batch_size=per_process, sampler=EpochSampler(len(dataset), config.seed),
@@ -350,8 +425,11 @@ def train(config: TrainConfig) -> Path:
         module = method.module(setup)
     if rank_zero:
         shared = f", {processes} processes of {per_process} examples per step" if processes > 1 else ""
+        for line in choice.lines("train"):
+            print(line, file=sys.stderr)
+        say(describe_geometry(transform))
         say(f"{config.method} ({config.variant} variant) on {layout.category} ({len(train_paths)} training images, "
-            f"{len(holdout_paths)} held out), preset {preset.name}, {epochs} epochs, "
+            f"{len(holdout_paths)} held out), {epochs} epochs of {len(dataset)} examples, "
             f"{count_parameters(module.net):,} parameters{shared}")
     created, logs_before = None, set((out / "logs").glob("version_*"))
     try:
@@ -380,24 +458,30 @@ def train(config: TrainConfig) -> Path:
         return out
     if config.resume:
         write_config(out, settings)  # the same run; how it was carried out (devices, epochs...) may have changed
-    crop = None if transform.kind == "texture" else (transform.crop, transform.crop)
     model_options = {} if segmentation else method.finish(module, setup, out)
     imagenet = normalization == "imagenet"
     mean = tuple(IMAGENET_MEAN.tolist()) if imagenet else (0.0,) * preset.channels
     std = tuple(IMAGENET_STD.tolist()) if imagenet else (1.0,) * preset.channels
+    if isinstance(transform, FrameConfig):
+        frame = {"resize_hw": transform.frame_hw, "crop_hw": None, "geometry": transform.to_dict(),
+                 "format_version": 3}
+    else:
+        frame = {"resize_hw": (transform.resize, transform.resize),
+                 "crop_hw": None if transform.kind == "texture" else (transform.crop, transform.crop)}
+    training = {"epochs": epochs, "epochs_run": trainer.current_epoch, "seed": config.seed,
+                "batch_size": config.batch_size, "precision": str(trainer.precision),
+                "train_images": len(train_paths), "examples_per_epoch": len(dataset),
+                "holdout_images": len(holdout_paths), "target_fpr": config.target_fpr,
+                "steps": trainer.global_step, "variant": config.variant, "preset_source": choice.source,
+                "preset_notes": list(choice.notes), "train_seconds": round(train_seconds, 1),
+                "task": SEGMENTATION_METHODS[config.method] if segmentation else method.task,
+                "data": str(Path(config.data).resolve()), "category_arg": config.category}
+    if budget is not None:
+        training["budget"] = budget.plan
     metadata = RunMetadata(
         method=config.method, net=module.net.config, preset=preset.name, preset_values=_preset_values(preset),
-        resize_hw=(transform.resize, transform.resize), crop_hw=crop, mean=mean, std=std,
-        score_rule=score_rule, model="anomaly-net" if segmentation else method.model,
-        model_options=model_options,
-        training={"epochs": epochs, "epochs_run": trainer.current_epoch, "seed": config.seed,
-                  "batch_size": config.batch_size,
-                  "precision": str(trainer.precision), "train_images": len(train_paths),
-                  "holdout_images": len(holdout_paths), "target_fpr": config.target_fpr,
-                  "steps": trainer.global_step, "variant": config.variant,
-                  "train_seconds": round(train_seconds, 1),
-                  "task": SEGMENTATION_METHODS[config.method] if segmentation else method.task,
-                  "data": str(Path(config.data).resolve()), "category_arg": config.category})
+        mean=mean, std=std, score_rule=score_rule, model="anomaly-net" if segmentation else method.model,
+        model_options=model_options, training=training, **frame)
     module.net.to("cpu").float()
     save_run(out, module.net, metadata)
     if holdout_paths:
@@ -405,14 +489,20 @@ def train(config: TrainConfig) -> Path:
         held_out = scorer.score(holdout_paths)
         target_fpr = config.target_fpr if segmentation else method.threshold_fpr(config.target_fpr)
         threshold = threshold_at_fpr(held_out.scores, target_fpr)
+        achieved = float(np.mean(held_out.scores >= threshold))
         scale = fit_scale(scorer.input_window(held_out.maps), score_rule, threshold, transform.resize)
-        save_run(out, module.net, metadata.replace(threshold=float(threshold), heatmap_scale=scale.to_dict()))
-        say(f"threshold {threshold:.6g} flags at most {target_fpr:.1%} of {len(holdout_paths)} held-out normal images")
+        save_run(out, module.net, metadata.replace(threshold=float(threshold), heatmap_scale=scale.to_dict(),
+                                                   training={**training, "holdout_fpr": achieved}))
+        say(f"threshold {threshold:.6g} flags {achieved:.1%} of the {len(holdout_paths)} held-out normal images "
+            f"(target {target_fpr:.1%})")
+    else:
+        say("no images held out (--holdout 0): the run has no decision threshold")
     print(f"nsad train: wrote {out / 'model.safetensors'} and {out / 'run.json'}")
     return out
 
 
-def make_trainer(config: TrainConfig, epochs: int, out: Path, interrupt: CheckpointOnInterrupt) -> L.Trainer:
+def make_trainer(config: TrainConfig, epochs: int, out: Path, interrupt: CheckpointOnInterrupt,
+                 budget: BudgetPlan | None = None) -> L.Trainer:
     """Lightning's Trainer for ``config``; settings Lightning refuses become one-line errors naming the option.
 
     Several processes each take their share of every step's examples (see :class:`EpochSampler`);
@@ -426,14 +516,13 @@ def make_trainer(config: TrainConfig, epochs: int, out: Path, interrupt: Checkpo
                          "use --accelerator cpu or auto")
     try:
         return L.Trainer(
-            max_epochs=epochs, max_time=None if config.max_minutes is None else {"minutes": config.max_minutes},
-            accelerator=config.accelerator, devices=config.devices, strategy=config.strategy,
+            max_epochs=epochs, accelerator=config.accelerator, devices=config.devices, strategy=config.strategy,
             num_nodes=config.num_nodes, precision=config.precision or default_precision(config.accelerator),
             logger=CSVLogger(out, name="logs"), use_distributed_sampler=False,
             sync_batchnorm=torch.cuda.is_available() and config.accelerator != "cpu",
             callbacks=[ModelCheckpoint(dirpath=out / "checkpoints", filename="last",
                                        every_n_epochs=config.checkpoint_every, save_top_k=1,
-                                       enable_version_counter=False), interrupt,
+                                       enable_version_counter=False), interrupt, *([budget] if budget else []),
                        *([StderrProgressBar()] if config.progress else [])],
             plugins=[AtomicCheckpointIO()], enable_progress_bar=config.progress, enable_model_summary=False,
             log_every_n_steps=1, num_sanity_val_steps=0)

@@ -1,9 +1,10 @@
 """Per-class NSA settings (the paper's Table 4) as data, selectable by name.
 
 The table lives in ``presets.json`` beside this module; :func:`get_preset` reads it into a frozen
-:class:`Preset`. ``default`` is for data that is not MVTec AD: no object mask, the bottle's patch
-bounds, source gradients. :func:`estimate_background` helps to fill in ``background`` and
-``t_brightness`` for objects on a plain background.
+:class:`Preset`. ``default`` (objects, no object mask, the bottle's patch bounds, source gradients) and
+``texture`` (the paper's texture settings) are the bases of the presets :func:`estimate_preset`
+makes from a folder that is not MVTec AD; :func:`resolve_preset` is the one rule every command
+uses to pick a preset.
 """
 
 from __future__ import annotations
@@ -171,3 +172,117 @@ def preset_from_folder(folder: str | Path, base: str = "default", border_px: int
     background, spread = estimate_background(images, border_px)
     return get_preset(base).replace(background=round(background, 1), t_brightness=round(max(20.0, 3 * spread), 1),
                                     t_object=0.7, t_overlap=0.25, name=f"{base}+background({Path(folder).name})")
+
+
+ESTIMATE_SAMPLE = 32
+"""Training images an estimate looks at, spread evenly over the sorted folder."""
+PLAIN_BORDER_LEVELS = 10.0
+"""A border is plain (a background) when 90% of its pixels lie within this many 8-bit levels of
+its median: half the paper's smallest object threshold ``t_brightness`` (20 levels)."""
+MIN_OBJECT_FRACTION = 0.05
+"""Least fraction of the image centre that must differ from a plain border for it to hold an object."""
+
+
+@dataclass(frozen=True)
+class PresetChoice:
+    """The preset a command uses, how it was chosen and, when estimated, the values and why.
+
+    Attributes:
+        preset: the preset.
+        source: ``given`` (``--preset``), ``category`` (an MVTec AD class name) or ``estimated``.
+        notes: one line per estimated value with the reason (empty unless estimated).
+    """
+
+    preset: Preset
+    source: str
+    notes: tuple[str, ...] = ()
+
+    def lines(self, command: str) -> list[str]:
+        """What ``command`` prints: the preset and how it was chosen, then one line per estimated value."""
+        why = {"given": "given with --preset", "category": "the MVTec AD class of the data",
+               "estimated": "estimated from the training images"}[self.source]
+        return [f"nsad {command}: preset {self.preset.name} ({why})",
+                *(f"nsad {command}:   {note}" for note in self.notes)]
+
+
+def sample_evenly(paths: Sequence[Path], count: int = ESTIMATE_SAMPLE) -> list[Path]:
+    """At most ``count`` of ``paths``, spread evenly from the first to the last."""
+    if len(paths) <= count:
+        return list(paths)
+    return [paths[int(i)] for i in np.linspace(0, len(paths) - 1, count).round().astype(int)]
+
+
+def is_grayscale(image: np.ndarray) -> bool:
+    """Whether an (H, W, C) image has one channel or three equal ones."""
+    return image.shape[2] == 1 or bool((image[:, :, :1] == image).all())
+
+
+def estimate_preset(images: Sequence[np.ndarray], name: str = "estimated", border_px: int = 4) -> PresetChoice:
+    """A preset for training images that are not MVTec AD, from their borders and channels.
+
+    - **object or texture**: with the background brightness ``b`` and its spread over the outer
+      ``border_px`` pixels (:func:`estimate_background`), the images show an object on a plain
+      background when the border is plain (spread at most :data:`PLAIN_BORDER_LEVELS`) and at
+      least :data:`MIN_OBJECT_FRACTION` of the centre half differs from ``b`` by more than the
+      object threshold. Objects get the ``default`` preset with object masks (eq. 8: ``b``,
+      ``t_brightness`` = three times the spread, at least 20 levels; ``t_object`` 0.7 and
+      ``t_overlap`` 0.25 as for bottle); anything else (textures, parts filling the field of view)
+      the ``texture`` preset (no object mask, mixed gradients, the paper's texture settings).
+    - **channels**: one when every image is grayscale (one channel or three equal ones), with
+      intensities in [0, 1] (``unit``: ImageNet's statistics are for colour); else three.
+    - **patch bounds**: the paper's 6-80% of each side, relative to the training window.
+
+    Raises:
+        ValueError: if ``images`` is empty or too small for the border.
+    """
+    background, spread = estimate_background(images, border_px)
+    threshold = round(max(20.0, 3 * spread), 1)
+    fractions = []
+    for image in images:
+        height, width = image.shape[:2]
+        levels = image.astype(np.float32).mean(axis=2) / (1.0 if image.dtype == np.uint8 else 257.0)
+        centre = levels[height // 4:height - height // 4, width // 4:width - width // 4]
+        fractions.append(float((np.abs(centre - background) > threshold).mean()))
+    object_fraction = float(np.median(fractions))
+    plain = spread <= PLAIN_BORDER_LEVELS
+    gray = all(is_grayscale(image) for image in images)
+    notes = []
+    if plain and object_fraction >= MIN_OBJECT_FRACTION:
+        preset = get_preset("default").replace(background=round(background, 1), t_brightness=threshold,
+                                               t_object=0.7, t_overlap=0.25)
+        notes.append(f"kind object with object masks: the {border_px}-px border is plain (90% within "
+                     f"{spread:.1f} levels of b={background:.1f}) and {object_fraction:.0%} of the image centre "
+                     f"differs from it by more than t_brightness={threshold}")
+    else:
+        preset = get_preset("texture")
+        reason = (f"the {border_px}-px border is not plain (90% within {spread:.1f} levels of its median "
+                  f"{background:.1f}, more than {PLAIN_BORDER_LEVELS:g})" if not plain else
+                  f"the border is plain but only {object_fraction:.0%} of the centre differs from it")
+        notes.append(f"kind texture (whole-field, no object mask, mixed gradients): {reason}")
+    if gray:
+        preset = preset.replace(channels=1, normalization="unit")
+        notes.append("channels 1, intensities in [0, 1]: every sampled image is grayscale")
+    else:
+        notes.append("channels 3, ImageNet normalisation: the images are in colour")
+    notes.append(f"patch bounds {preset.h_bounds[0]:.0%}-{preset.h_bounds[1]:.0%} of each side of the training "
+                 f"window; {preset.n_max} patches at most; labels y0={preset.y0:g}, k={preset.k:.3g}")
+    return PresetChoice(preset.replace(name=name), "estimated", tuple(notes))
+
+
+def resolve_preset(name: str | None, category: str | None, train_paths: Sequence[Path]) -> PresetChoice:
+    """The one rule by which ``nsad synth``, ``train`` and ``predict`` choose a preset.
+
+    ``name`` when given; else ``mvtec/<category>`` when the data's category is an MVTec AD class;
+    else :func:`estimate_preset` on up to :data:`ESTIMATE_SAMPLE` training images.
+
+    Raises:
+        ValueError: for an unknown ``name``, or no training images to estimate from.
+    """
+    if name is not None:
+        return PresetChoice(get_preset(name), "given")
+    if category is not None and f"mvtec/{category}" in PRESET_NAMES:
+        return PresetChoice(get_preset(f"mvtec/{category}"), "category")
+    if not train_paths:
+        raise ValueError("no training images to estimate a preset from; give --preset")
+    images = [read_image(path) for path in sample_evenly(sorted(train_paths))]
+    return estimate_preset(images, name=f"estimated/{category}" if category else "estimated")

@@ -1,0 +1,129 @@
+"""A user's own folder end to end: 2:1 grayscale images, an estimated preset, the whole frame, tiles."""
+
+import json
+
+import numpy as np
+import pytest
+
+from nsad.cli import main
+from nsad.data.io import read_image, write_image
+from nsad.data.transforms import FrameConfig
+from nsad.models import load_run
+from nsad.pipeline import TrainConfig, predict, train
+from nsad.pipeline.scoring import Scorer
+from nsad.pipeline.train import HoldoutWarning, holdout_warning
+
+SHAPE = (100, 200)  # height, width: 2:1
+TINY = dict(epochs=1, batch_size=8, workers=0, progress=False, image_size=128)
+
+
+def _texture(rng: np.random.Generator) -> np.ndarray:
+    import cv2
+
+    noise = rng.integers(60, 200, SHAPE, dtype=np.uint8)
+    return cv2.GaussianBlur(noise, (5, 5), 1.0)[:, :, None]
+
+
+@pytest.fixture(scope="module")
+def parts_folder(tmp_path_factory):
+    """8 normal 2:1 gray parts, 1 normal and 1 defective test part with its mask (a dark bar at the right edge)."""
+    root = tmp_path_factory.mktemp("parts")
+    for folder in ("train/good", "test/good", "test/crack", "ground_truth/crack"):
+        (root / folder).mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for index in range(8):
+        write_image(root / "train" / "good" / f"{index:03d}.png", _texture(rng))
+    write_image(root / "test" / "good" / "000.png", _texture(rng))
+    defect, mask = _texture(rng), np.zeros(SHAPE, np.uint8)
+    mask[30:36, 150:200] = 255  # reaches the right border, in the band the paper's centre crop never scores
+    defect[mask > 0] = 10
+    write_image(root / "test" / "crack" / "000.png", defect)
+    write_image(root / "ground_truth" / "crack" / "000_mask.png", mask[:, :, None])
+    return root
+
+
+@pytest.fixture(scope="module")
+def whole_run(tmp_path_factory, parts_folder):
+    out = tmp_path_factory.mktemp("runs") / "whole"
+    with pytest.warns(HoldoutWarning, match=r"only 2 held-out normal images: a false-positive rate below 1/2"):
+        train(TrainConfig(data=parts_folder, out=out, holdout=0.25, seed=1, **TINY))
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiled_run(tmp_path_factory, parts_folder):
+    out = tmp_path_factory.mktemp("runs") / "tiled"
+    train(TrainConfig(data=parts_folder, out=out, holdout=0.0, tile=96, examples_per_epoch=16, seed=2, **TINY))
+    return out
+
+
+@pytest.mark.slow
+def test_a_two_to_one_folder_trains_on_its_own_frame(whole_run):
+    metadata = load_run(whole_run).metadata
+    assert metadata.format_version == 3 and metadata.preset == "estimated/parts0"
+    assert metadata.preset_values["kind"] == "texture" and metadata.in_channels == 1  # grayscale stays gray
+    geometry = FrameConfig.from_dict(dict(metadata.geometry))
+    assert geometry.frame_hw == (96, 192) and geometry.tile is None
+    training = metadata.training
+    assert training["preset_source"] == "estimated" and training["holdout_images"] == 2
+    assert 0.0 <= training["holdout_fpr"] <= 0.5 and metadata.threshold is not None
+
+
+@pytest.mark.slow
+def test_maps_keep_the_aspect_ratio_and_score_the_border_band(whole_run, parts_folder):
+    paths = [parts_folder / "test" / "crack" / "000.png", parts_folder / "test" / "good" / "000.png"]
+    result = Scorer(whole_run, device="cpu").score(paths)
+    assert result.maps.shape == (2, 96, 192)  # 2:1, as the images
+    band = 192 // 16  # the outer band the paper's 224-of-256 crop leaves at zero
+    assert result.maps[:, :, -band:].min() > 0 and result.maps[:, :band].min() > 0
+
+
+@pytest.mark.slow
+def test_predict_gives_maps_at_the_original_size(whole_run, parts_folder, tmp_path, capsys):
+    rows = predict(whole_run, [parts_folder / "test" / "crack"], tmp_path / "p")
+    assert np.load(tmp_path / "p" / rows[0]["map"]).shape == SHAPE
+    assert rows[0]["decision"] in ("normal", "anomalous")
+    assert "preset estimated/parts0 (recorded in the run)" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_tiles_train_at_native_resolution_and_stitch(tiled_run, parts_folder, tmp_path, capsys):
+    metadata = load_run(tiled_run).metadata
+    geometry = FrameConfig.from_dict(dict(metadata.geometry))
+    assert (geometry.frame_hw, geometry.tile, geometry.tile_overlap) == (SHAPE, 96, 24)
+    assert metadata.training["steps"] == 2 and metadata.training["examples_per_epoch"] == 16  # 16 in batches of 8
+    maps = Scorer(tiled_run, device="cpu").score([parts_folder / "test" / "crack" / "000.png"]).maps
+    assert maps.shape == (1, *SHAPE) and np.isfinite(maps).all() and maps.min() > 0
+    rows = predict(tiled_run, [parts_folder / "test" / "crack"], tmp_path / "p")
+    assert rows[0]["decision"] == ""
+    assert "no threshold exists: the run was trained with --holdout 0" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_train_cli_takes_the_own_images_options(parts_folder, tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["train", "--data", str(parts_folder), "--out", str(out), "--epochs", "1", "--batch-size", "8",
+                 "--image-size", "128", "--workers", "0", "--no-progress", "--holdout", "0",
+                 "--examples-per-epoch", "8", "--protocol", "whole", "--max-minutes", "5"])
+    printed = capsys.readouterr().err
+    assert code == 0
+    assert "nsad train: preset estimated/parts0 (estimated from the training images)" in printed
+    assert "kind texture" in printed and "channels 1" in printed
+    assert "geometry: aspect kept, 192 x 96 px (width x height)" in printed
+    training = json.loads((out / "run.json").read_text())["training"]
+    assert training["budget"]["planned_epochs"] == 1 and training["examples_per_epoch"] == 8
+
+
+def test_holdout_warning_says_what_can_be_calibrated():
+    assert holdout_warning(0, 0.01) is None and holdout_warning(100, 0.01) is None
+    message = holdout_warning(16, 0.01)
+    assert "only 16 held-out normal images" in message and "1/16 = 6.2%" in message
+    assert "hold out at least 100 images" in message
+
+
+def test_tiles_need_the_whole_image_protocol(parts_folder, tmp_path):
+    with pytest.raises(ValueError, match="tile needs the whole-image protocol"):
+        TrainConfig(data=parts_folder, out=tmp_path, protocol="paper", tile=64)
+    with pytest.raises(ValueError, match="tile 256 px is larger than the images"):
+        train(TrainConfig(data=parts_folder, out=tmp_path / "r", tile=256, **TINY))
+    assert read_image(parts_folder / "train" / "good" / "000.png").shape == (*SHAPE, 1)
