@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -47,10 +46,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         """
         try:
             return super().load_checkpoint(path, map_location=map_location, weights_only=True)
-        except pickle.UnpicklingError as error:
-            found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
-            what = f" (a pickled {found.group(1)})" if found else ""
-            raise ValueError(f"checkpoint {path} holds more than tensors and plain values{what}; nsad loads "
+        except pickle.UnpicklingError:
+            raise ValueError(f"checkpoint {path} holds more than tensors and plain values; nsad loads "
                              "checkpoints without running code, so it cannot resume from this one") from None
         except (RuntimeError, EOFError, OSError) as error:
             if isinstance(error, FileNotFoundError):

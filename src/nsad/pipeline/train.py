@@ -253,7 +253,7 @@ class CheckpointOnInterrupt(Callback):
             bar.close()  # end the bar's line, so the message below is not glued to it
         if self.first_step is None or trainer.global_step <= self.first_step:
             return
-        trainer.save_checkpoint(self.path)
+        trainer.save_checkpoint(self.path, weights_only=False)  # the whole loop state, for --resume
         self.saved = True
         if trainer.is_global_zero:
             say(f"stopped ({type(exception).__name__}) after {trainer.global_step} steps; saved {self.path}; "
@@ -453,7 +453,7 @@ def train(config: TrainConfig) -> Path:
             raise KeyboardInterrupt from None  # Lightning exits with 1 on Ctrl-C; the CLI's convention is 130
         raise
     train_seconds = time.perf_counter() - fit_start
-    trainer.save_checkpoint(checkpoint)
+    trainer.save_checkpoint(checkpoint, weights_only=False)
     if not trainer.is_global_zero:
         return out
     if config.resume:
