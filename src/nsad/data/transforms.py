@@ -263,7 +263,7 @@ class FrameConfig:
 
 
 def _multiple_of_stride(side: float) -> int:
-    return max(SIDE_MULTIPLE, SIDE_MULTIPLE * int(round(side / SIDE_MULTIPLE)))
+    return max(SIDE_MULTIPLE, SIDE_MULTIPLE * math.floor(side / SIDE_MULTIPLE + 0.5))  # halves round up
 
 
 def check_tile(tile: int, overlap: int, frame_hw: Sequence[int]) -> None:

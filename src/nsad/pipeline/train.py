@@ -378,9 +378,6 @@ def train(config: TrainConfig) -> Path:
     segmentation = config.method in SEGMENTATION_METHODS
     train_paths, holdout_paths = split_holdout(list(layout.train), config.holdout, config.seed)
     transform = choose_transform(config, preset, train_paths, segmentation)
-    warning = holdout_warning(len(holdout_paths), config.target_fpr)
-    if warning:
-        warnings.warn(warning, HoldoutWarning, stacklevel=2)
     images = load_training_images(train_paths, transform)
     if segmentation:
         variant = {"variant": config.variant} if config.method in VARIANT_METHODS else {}
@@ -402,7 +399,8 @@ def train(config: TrainConfig) -> Path:
     except ValueError as error:
         if "too small" not in str(error):
             raise
-        raise ValueError(f"--image-size {config.image_size} gives {transform.crop}-px training crops, too small "
+        crop_h, crop_w = transform.crop_hw if isinstance(transform, FrameConfig) else (transform.crop,) * 2
+        raise ValueError(f"--image-size {config.image_size} gives {crop_w} x {crop_h}-px training crops, too small "
                          f"for this method and preset: {error}; choose a larger --image-size") from None
     interrupt = CheckpointOnInterrupt(checkpoint)
     budget = None if config.max_minutes is None else BudgetPlan(config.max_minutes, epochs)
@@ -428,6 +426,9 @@ def train(config: TrainConfig) -> Path:
         for line in choice.lines("train"):
             print(line, file=sys.stderr)
         say(describe_geometry(transform))
+        warning = holdout_warning(len(holdout_paths), config.target_fpr)
+        if warning:  # after every check, so that a refused run prints its one error line only
+            warnings.warn(warning, HoldoutWarning, stacklevel=2)
         say(f"{config.method} ({config.variant} variant) on {layout.category} ({len(train_paths)} training images, "
             f"{len(holdout_paths)} held out), {epochs} epochs of {len(dataset)} examples, "
             f"{count_parameters(module.net):,} parameters{shared}")
