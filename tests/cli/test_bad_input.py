@@ -117,7 +117,7 @@ def test_train_option_for_a_method_without_options(tmp_path, sample_dir):
 
 
 @pytest.mark.parametrize("option, value, was, now", [
-    ("--method", "fpi", "'nsa-logistic'", "'fpi'"), ("--image-size", "96", "80", "96"), ("--seed", "5", "0", "5"),
+    ("--method", "fpi", "'nsa-logistic'", "'fpi'"), ("--image-size", "112", "96", "112"), ("--seed", "5", "0", "5"),
     ("--preset", "mvtec/bottle", "'default'", "'mvtec/bottle'"),
 ])
 def test_resume_refuses_another_setting(tiny_run, sample_dir, option, value, was, now):

@@ -13,7 +13,7 @@ from nsad.data.folder import sample_data_path
 from nsad.pipeline import Scorer, TrainConfig, train
 
 SRC = Path(__file__).resolve().parents[2] / "src"
-SETTINGS = dict(epochs=2, image_size=80, batch_size=8, holdout=0.125, workers=0, progress=False, checkpoint_every=1)
+SETTINGS = dict(epochs=2, image_size=96, batch_size=8, holdout=0.125, workers=0, progress=False, checkpoint_every=1)
 
 
 @pytest.mark.slow
@@ -21,7 +21,7 @@ def test_two_cpu_processes_write_one_run_close_to_a_single_process_run(tmp_path)
     data = sample_data_path()
     single = train(TrainConfig(data=data, out=tmp_path / "single", **SETTINGS))
     command = [sys.executable, "-m", "nsad", "train", "--data", str(data), "--out", str(tmp_path / "ddp"),
-               "--epochs", "2", "--image-size", "80", "--batch-size", "8", "--holdout", "0.125", "--workers", "0",
+               "--epochs", "2", "--image-size", "96", "--batch-size", "8", "--holdout", "0.125", "--workers", "0",
                "--checkpoint-every", "1", "--no-progress", "--devices", "2", "--strategy", "ddp",
                "--accelerator", "cpu"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=900,
