@@ -150,7 +150,7 @@ def export_run(run: str | Path, out: str | Path, seed: int = 0) -> DeploySpec:
 
     Raises:
         FileExistsError: if ``out`` holds files.
-        FileNotFoundError, ValueError: for a missing or invalid run.
+        FileNotFoundError, ValueError: for a missing or invalid run, or one of the whole-image protocol.
         RuntimeError: if ONNX Runtime disagrees with torch on the check batch.
     """
     out = Path(out)
@@ -158,6 +158,10 @@ def export_run(run: str | Path, out: str | Path, seed: int = 0) -> DeploySpec:
         raise FileExistsError(f"export folder {out} is not empty; choose a new --out")
     scorer = Scorer(run, device="cpu")
     metadata = scorer.metadata
+    if metadata.geometry:
+        raise ValueError(f"run {run} uses the whole-image protocol ({', '.join(sorted(metadata.geometry))} in "
+                         "run.json); nsad export handles runs of the paper's protocol only so far (square resize, "
+                         "centre crop): train with --protocol paper to export")
     kind = metadata.model
     scorer.run.net.float().eval()
     graph = GRAPHS[kind](scorer).eval()
