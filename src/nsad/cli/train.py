@@ -166,7 +166,9 @@ def with_run_settings(config: TrainConfig, given: set[str]) -> TrainConfig:
     except (OSError, ValueError):
         return config  # train() says what is wrong with the folder
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    taken = {name: saved[name] for name in fields - (RUNTIME_SETTINGS - {"epochs"})
+    # the preset is resolved again from the data (config.json holds the resolved name, which may be an
+    # estimated one that is no --preset value); a --preset given is compared with it by train()
+    taken = {name: saved[name] for name in fields - (RUNTIME_SETTINGS - {"epochs"}) - {"preset"}
              if name in saved and DESTINATIONS.get(name, name) not in given}
     return dataclasses.replace(config, **taken)
 
