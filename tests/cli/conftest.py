@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import os
 import shutil
 from pathlib import Path
 
@@ -20,7 +21,8 @@ def sample_dir() -> Path:
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, sample_dir) -> Path:
     """One tiny nsa-logistic run on the bundled sample, trained once per test session (shared by xdist workers)."""
-    shared = tmp_path_factory.getbasetemp().parent
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # this session's, shared by its workers
     out = shared / "nsad-cli-tiny-run"
     with open(shared / "nsad-cli-tiny-run.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
