@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src"
-TINY = dict(image_size=80, batch_size=8, examples_per_epoch=8, holdout=0.125, workers=0, progress=False,
+TINY = dict(image_size=96, batch_size=8, examples_per_epoch=8, holdout=0.125, workers=0, progress=False,
             checkpoint_every=1)
-"""The smallest run that trains every part: 14 + 2 held-out bundled bottle images at 80 px, one step per epoch."""
-TINY_ARGS = ["--image-size", "80", "--batch-size", "8", "--holdout", "0.125", "--workers", "0", "--no-progress"]
+"""The smallest run that trains every part: 14 + 2 held-out bundled bottle images at 96 px, one step per epoch."""
+TINY_ARGS = ["--image-size", "96", "--batch-size", "8", "--holdout", "0.125", "--workers", "0", "--no-progress"]
 
 
 @dataclass
