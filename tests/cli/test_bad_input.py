@@ -282,8 +282,6 @@ def test_predict_score_rule_other_than_the_calibrated_one(tiny_run, sample_dir, 
     assert with_threshold.status == 0 and "warning" not in with_threshold.err
 
 
-@pytest.mark.xfail(strict=True, reason="nsad.viz.heatmap_figure fails on an 8x8 image (colour bar: 'Number of "
-                                       "samples, -4, must be non-negative'); found by this test, left to issue 11")
 def test_predict_warns_once_about_a_tiny_image_and_a_translucent_one(tiny_run, sample_dir, tmp_path):
     folder = tmp_path / "parts"
     (folder).mkdir()

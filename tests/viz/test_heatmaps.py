@@ -131,3 +131,17 @@ def test_drawing_does_not_import_torch_or_matplotlib():
     code = ("import sys, nsad.viz, nsad.viz.html; "
             "assert 'torch' not in sys.modules and 'matplotlib' not in sys.modules, 'heavy import'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_tiny_image_is_enlarged_by_a_whole_factor_so_its_colour_bar_fits():
+    from nsad.viz.heatmap import MIN_FIGURE_PX, heatmap_figure
+    from nsad.viz.scale import HeatmapScale
+
+    image = np.arange(64, dtype=np.uint8).reshape(8, 8)
+    truth = np.zeros((8, 8), bool)
+    truth[2:4, 2:4] = True
+    figure = heatmap_figure(image, np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8),
+                            HeatmapScale(low=0.0, high=1.0, region_threshold=0.5, region_min_area=1,
+                                         frame_side=8, basis="test"), truth)
+    assert figure.shape[0] == 8 * 12 == MIN_FIGURE_PX  # 12 = ceil(96 / 8)
+    np.testing.assert_array_equal(figure[:12, :12], np.zeros((12, 12, 3), np.uint8))  # pixel (0, 0) = 0, 12x12

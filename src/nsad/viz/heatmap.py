@@ -156,13 +156,23 @@ def heatmap_overlay(image: np.ndarray, anomaly_map: np.ndarray, scale: HeatmapSc
     return draw_outlines(heat, truth, TRUTH_COLOUR)
 
 
+MIN_FIGURE_PX = 96
+"""Images shorter than this are enlarged in figures (nearest neighbour, by a whole factor) so the colour bar fits."""
+
+
 def heatmap_figure(image: np.ndarray, anomaly_map: np.ndarray, scale: HeatmapScale,
                    truth: np.ndarray | None = None) -> np.ndarray:
     """What ``nsad predict`` writes and reports show, side by side at the image's resolution.
 
     The image (ground truth outlined, if given), the :func:`heatmap_overlay` and the :func:`colour_bar`.
+    Images shorter than :data:`MIN_FIGURE_PX` are shown enlarged by the smallest whole factor that reaches it.
     """
     base = to_display(image)
+    factor = -(-MIN_FIGURE_PX // base.shape[0])
+    if factor > 1:
+        base = np.repeat(np.repeat(base, factor, axis=0), factor, axis=1)
+        if truth is not None:
+            truth = np.repeat(np.repeat(truth, factor, axis=0), factor, axis=1)
     left = draw_outlines(base, truth, TRUTH_COLOUR)
     return np.concatenate([left, heatmap_overlay(base, anomaly_map, scale, truth),
                            colour_bar(base.shape[0], scale)], axis=1)
