@@ -27,16 +27,33 @@ def bottle_images(bottle_dir: Path) -> list[np.ndarray]:
 # ---- Deployment (tests/deploy): tiny trained runs and their exports, made once per session ----
 # One run per model kind an export graph exists for: the NSA paper's encoder-decoder
 # (``nsa-logistic``, the graph of every segmentation method), CutPaste (``cutpaste-3way``) and
-# Bauer's autoencoder (``ssae``), each trained for one short epoch on the bundled bottle sample.
+# Bauer's autoencoder (``ssae``), each trained for one short epoch on the bundled bottle sample
+# with the paper's protocol; and two NSA runs of the whole-image protocol on a non-square copy of
+# the sample (96 x 128 px): the whole frame, and native-resolution 96-px tiles.
 
-# The paper protocol: nsad export handles its square geometry only so far.
-DEPLOY_TINY = dict(protocol="paper", batch_size=8, workers=0, progress=False, holdout=0.125, epochs=1,
-                   examples_per_epoch=8, seed=1)
+DEPLOY_TINY = dict(batch_size=8, workers=0, progress=False, holdout=0.125, epochs=1, examples_per_epoch=8, seed=1)
 DEPLOY_RUNS = {
-    "nsa-logistic": dict(image_size=80),  # NSA's smallest patches need a 67-px input
-    "cutpaste-3way": dict(image_size=64, options={"stride_px": 32}),  # a 4 x 4 patch grid on the 56-px input
-    "ssae": dict(image_size=64, options={"base_channels": 4}),
+    "nsa-logistic": dict(method="nsa-logistic", protocol="paper", image_size=80),  # smallest patches: 67-px input
+    "cutpaste-3way": dict(method="cutpaste-3way", protocol="paper", image_size=64,
+                          options={"stride_px": 32}),  # a 4 x 4 patch grid on the 56-px input
+    "ssae": dict(method="ssae", protocol="paper", image_size=64, options={"base_channels": 4}),
+    "nsa-whole": dict(method="nsa-logistic", image_size=128, data="wide"),  # frame 96 x 160, crops 96 x 128
+    "nsa-tiles": dict(method="nsa-logistic", tile=96, data="wide"),  # native 96 x 128: two tiles, overlap 24
 }
+"""Deployment test run -> its training settings (``data="wide"``: the non-square sample)."""
+
+
+def wide_sample(root: Path) -> Path:
+    """The bundled sample with every image and mask cut to its middle 96 of 128 rows (96 x 128 px)."""
+    from nsad.data.folder import sample_data_path
+    from nsad.data.io import read_image, write_image
+
+    source = sample_data_path()
+    for path in sorted(source.rglob("*.png")):
+        target = root / path.relative_to(source)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_image(target, read_image(path)[16:112])
+    return root
 
 
 @pytest.fixture(scope="session")
@@ -45,35 +62,43 @@ def deploy_root(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def trained(deploy_root):
-    """method -> a lazily trained tiny run folder."""
+def deploy_data(deploy_root):
+    """Deployment test run -> its data folder (the bundled sample, or its non-square copy)."""
     from nsad.data.folder import sample_data_path
+
+    wide = wide_sample(deploy_root / "wide-sample")
+    return lambda name: wide if DEPLOY_RUNS[name].get("data") == "wide" else sample_data_path()
+
+
+@pytest.fixture(scope="session")
+def trained(deploy_root, deploy_data):
+    """Deployment test run name (a key of :data:`DEPLOY_RUNS`) -> a lazily trained tiny run folder."""
     from nsad.pipeline import TrainConfig, train
 
     cache: dict = {}
 
-    def get(method: str):
-        if method not in cache:
-            cache[method] = train(TrainConfig(data=sample_data_path(), out=deploy_root / method, method=method,
-                                              **{**DEPLOY_TINY, **DEPLOY_RUNS[method]}))
-        return cache[method]
+    def get(name: str):
+        if name not in cache:
+            settings = {k: v for k, v in DEPLOY_RUNS[name].items() if k != "data"}
+            cache[name] = train(TrainConfig(data=deploy_data(name), out=deploy_root / name, **DEPLOY_TINY, **settings))
+        return cache[name]
 
     return get
 
 
 @pytest.fixture(scope="session")
 def exported(deploy_root, trained):
-    """method -> a lazily exported model folder of its tiny run (through the command line)."""
+    """Deployment test run name -> a lazily exported model folder of its tiny run (through the command line)."""
     from nsad.cli import main
 
     cache: dict = {}
 
-    def get(method: str):
-        if method not in cache:
-            out = deploy_root / f"{method}-model"
-            assert main(["export", "--run", str(trained(method)), "--out", str(out)]) == 0
-            cache[method] = out
-        return cache[method]
+    def get(name: str):
+        if name not in cache:
+            out = deploy_root / f"{name}-model"
+            assert main(["export", "--run", str(trained(name)), "--out", str(out)]) == 0
+            cache[name] = out
+        return cache[name]
 
     return get
 

@@ -83,6 +83,15 @@ def test_train_image_size_too_small_names_the_option(tmp_path, sample_dir):
     assert not (tmp_path / "run").exists()
 
 
+def test_train_names_an_image_too_small_to_estimate_a_preset_from(tmp_path, sample_dir):
+    folder = tmp_path / "parts"
+    shutil.copytree(sample_dir / "train" / "good", folder)
+    write_png(folder / "tiny.png", np.full((8, 8, 3), 90, np.uint8))
+    result = nsad("train", "--data", folder, "--out", tmp_path / "run", *TINY_ARGS)
+    assert_refused(result, "train", str(folder / "tiny.png"), "8x8 px", "too small", "--preset")
+    assert not (tmp_path / "run").exists()
+
+
 def test_train_out_is_a_file(tmp_path, sample_dir):
     (tmp_path / "notes.txt").write_text("keep me")
     before = snapshot(tmp_path)

@@ -21,6 +21,7 @@ from nsad.deploy import Inferencer, read_spec
 from nsad.deploy.spec import DeployFormatError
 from nsad.models import load_run
 from nsad.pipeline import predict
+from nsad.pipeline.scoring import transform_of
 
 pytestmark = pytest.mark.slow
 
@@ -29,9 +30,10 @@ pytestmark = pytest.mark.slow
 def sample():
     return sample_data_path()
 
-METHODS = ("nsa-logistic", "cutpaste-3way", "ssae")
+RUNS = ("nsa-logistic", "cutpaste-3way", "ssae", "nsa-whole", "nsa-tiles")
+"""The deployment test runs (tests/conftest.py's DEPLOY_RUNS): every model kind, the whole frame and tiles."""
 MAP_ABS = 1e-4
-SCORE_REL = {"nsa-logistic": 1e-5, "cutpaste-3way": 1e-4, "ssae": 1e-5}
+SCORE_REL = {"nsa-logistic": 1e-5, "cutpaste-3way": 1e-4, "ssae": 1e-5, "nsa-whole": 1e-5, "nsa-tiles": 1e-5}
 
 
 def _rows(folder):
@@ -39,12 +41,14 @@ def _rows(folder):
 
 
 def _level_between(values, margin):
-    """The lowest level above the values' median with no value within ``margin`` of it."""
+    """The lowest level above the values' median with no value within ``margin`` of it (else the highest below)."""
     ordered = np.unique(values)
     gaps = np.diff(ordered)
-    wide = np.flatnonzero((gaps > 2 * margin) & (ordered[:-1] >= np.median(values)))
-    assert wide.size, f"no gap of {2 * margin:g} between the values above their median"
-    return float(ordered[wide[0]] + gaps[wide[0]] / 2)
+    wide = np.flatnonzero(gaps > 2 * margin)
+    assert wide.size, f"no gap of {2 * margin:g} between the values"
+    above = wide[ordered[wide] >= np.median(values)]
+    chosen = above[0] if above.size else wide[-1]
+    return float(ordered[chosen] + gaps[chosen] / 2)
 
 
 def check_parity(method, run, model, inputs, out):
@@ -97,17 +101,20 @@ def check_parity(method, run, model, inputs, out):
     return max(differences)
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_predict_with_the_exported_model_matches_the_run(method, trained, exported, sample, tmp_path):
-    check_parity(method, trained(method), exported(method), [sample / "test"], tmp_path)
+@pytest.mark.parametrize("name", RUNS)
+def test_predict_with_the_exported_model_matches_the_run(name, trained, exported, deploy_data, tmp_path):
+    check_parity(name, trained(name), exported(name), [deploy_data(name) / "test"], tmp_path)
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_the_model_folder_says_what_the_runtime_needs(method, trained, exported):
-    run, model = load_run(trained(method)).metadata, exported(method)
+@pytest.mark.parametrize("name", RUNS)
+def test_the_model_folder_says_what_the_runtime_needs(name, trained, exported):
+    run, model = load_run(trained(name)).metadata, exported(name)
     spec = read_spec(model)
-    assert spec.method == method and spec.model == run.model and spec.channels == 3
-    assert spec.geometry == {"kind": "object", "resize_hw": list(run.resize_hw), "crop_hw": list(run.crop_hw)}
+    assert spec.method == run.method and spec.model == run.model and spec.channels == 3
+    whole = dict(run.geometry) or None
+    assert spec.geometry == {"kind": run.preset_values["kind"], "resize_hw": list(run.resize_hw),
+                             "crop_hw": run.crop_hw and list(run.crop_hw), "frame": whole}
+    assert spec.transform == transform_of(run)  # the torch scorer's transform, from deploy.json's keys
     assert spec.score_rule == run.score_rule and spec.threshold == run.threshold
     assert spec.label_kind == run.label_kind and spec.heatmap_scale == run.heatmap_scale
     assert spec.threshold_calibration["holdout_images"] == run.training["holdout_images"] == 2
@@ -115,11 +122,12 @@ def test_the_model_folder_says_what_the_runtime_needs(method, trained, exported)
     graph = onnx.load(model / "model.onnx")
     assert max(o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")) >= 18
     dims = graph.graph.input[0].type.tensor_type.shape.dim
-    side = run.crop_hw[0]
-    assert not dims[0].HasField("dim_value") and [d.dim_value for d in dims[1:]] == [3, side, side]  # dynamic batch
+    input_hw = {"nsa-whole": [96, 160], "nsa-tiles": [96, 96]}[name] if whole else [run.crop_hw[0]] * 2
+    assert whole is None or whole["frame_hw"] == ([96, 160] if name == "nsa-whole" else [96, 128])
+    assert not dims[0].HasField("dim_value") and [d.dim_value for d in dims[1:]] == [3, *input_hw]  # dynamic batch
     assert {t.data_type for t in graph.graph.initializer} <= {onnx.TensorProto.FLOAT, onnx.TensorProto.INT64}
     assert [o.name for o in graph.graph.output] == list(spec.outputs)
-    if method == "cutpaste-3way":
+    if name == "cutpaste-3way":
         assert (model / "density.npz").is_file() and spec.cutpaste["patch_px"] == run.model_options["patch_px"]
 
 

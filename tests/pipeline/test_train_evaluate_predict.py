@@ -123,7 +123,9 @@ def test_gray_16_bit_plain_folder_without_masks(tmp_path):
     out = tmp_path / "run"
     train(TrainConfig(data=tmp_path, out=out, epochs=1, image_size=80, batch_size=8, workers=0, progress=False,
                       holdout=0.0))
-    assert load_run(out).metadata.preset == "default"
+    metadata = load_run(out).metadata
+    assert metadata.preset == f"estimated/{tmp_path.name}"  # a plain folder, not MVTec AD: estimated
+    assert (metadata.preset_values["kind"], metadata.net.in_channels) == ("texture", 1)  # no plain border; gray
     report = evaluate_run(out)
     assert report["pixel_metrics"] is False
     assert_metrics_match_sklearn(report, out)

@@ -31,8 +31,8 @@ def test_examples_do_not_depend_on_worker_count_or_order():
     serial = [dataset[i] for i in range(12)]
     backwards = [dataset[i] for i in reversed(range(12))][::-1]
     loader = DataLoader(AsArrays(dataset), batch_size=3, num_workers=2, shuffle=False)
-    parallel = [item for batch in loader for item in zip(*[t.numpy() for t in batch])]
-    for a, b, (image, label) in zip(serial, backwards, parallel):
+    parallel = [item for batch in loader for item in zip(*[t.numpy() for t in batch], strict=True)]
+    for a, b, (image, label) in zip(serial, backwards, parallel, strict=True):
         np.testing.assert_array_equal(a.image, b.image)
         np.testing.assert_array_equal(a.image, image)
         np.testing.assert_array_equal(a.label, label)

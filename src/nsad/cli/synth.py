@@ -16,7 +16,7 @@ from nsad._checks import check_new_folder
 from nsad.cli._types import integer
 from nsad.data.folder import find_dataset
 from nsad.data.io import normal_image_paths, read_image, write_image
-from nsad.data.transforms import Geometry, apply_geometry
+from nsad.data.transforms import ENLARGED_WARNING, Geometry, apply_geometry
 from nsad.synth import TASKS, SynthDataset, Task, get_task
 from nsad.synth._blend import BLEND_BACKENDS
 from nsad.synth.presets import PRESET_NAMES, resolve_preset
@@ -82,7 +82,13 @@ def run(args: argparse.Namespace) -> int:
     images = [read_image(path) for path in paths]
     sizes = {image.shape[:2] for image in images}
     if len(sizes) > 1:  # a synthetic example needs two images of one size: bring them to the median one
-        typical = tuple(int(v) for v in np.median(np.array(sorted(sizes)), axis=0))
+        typical = tuple(int(v) for v in np.median(np.array([image.shape[:2] for image in images]), axis=0))
+        largest = paths[int(np.argmax([min(image.shape[:2]) for image in images]))]
+        for path, image in zip(paths, images, strict=True):
+            if min(image.shape[0] / typical[0], image.shape[1] / typical[1]) * ENLARGED_WARNING < 1:
+                raise ValueError(f"{path} is {_describe(image)}, more than {ENLARGED_WARNING:g}x smaller than the "
+                                 f"typical {typical[1]}x{typical[0]} px of the folder (e.g. {largest}); synthesis "
+                                 "brings the images to one size: remove or replace it")
         images = [apply_geometry(image, Geometry(typical, typical, 0, 0)) for image in images]
         print(f"nsad synth: the images have {len(sizes)} sizes; resized to {typical[1]} x {typical[0]} "
               "(width x height)", file=sys.stderr)

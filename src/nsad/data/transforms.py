@@ -34,7 +34,7 @@ nearest-neighbour rotation with black corners, and a random vertical flip of tex
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -59,6 +59,8 @@ IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 PAPER_RESIZE, PAPER_CROP, PAPER_PRE_CROP, PAPER_TEXTURE_RESIZE = 256, 224, 230, 264
 SIDE_MULTIPLE = 32
 """ResNet-18's total stride: whole-frame sides are multiples of it."""
+ENLARGED_WARNING = 2.0
+"""Images enlarged more than this many times to the training or test frame get a warning."""
 PROTOCOLS: tuple[str, ...] = ("paper", "whole")
 """``paper``: square resize, centre crop, zero outside (:class:`TransformConfig`); ``whole``: :class:`FrameConfig`."""
 
@@ -351,6 +353,25 @@ def stitch_tiles(tile_maps: np.ndarray, boxes: Sequence[tuple[int, int]], frame_
     return (total / weights).astype(np.float32)
 
 
+def tiled_maps(frames: np.ndarray, config: FrameConfig, run_network: Callable[[np.ndarray], np.ndarray],
+               batch_size: int) -> np.ndarray:
+    """(B, H, W) maps of (B, C, H, W) frames scored tile by tile: the one tiling of the scorer and nsad.deploy.
+
+    The tiles of :func:`tile_boxes` go through ``run_network`` ((T, C, tile, tile) inputs to
+    (T, tile, tile) maps) ``batch_size`` at a time, and each frame's tile maps are blended by
+    :func:`stitch_tiles`.
+    """
+    tile, overlap = config.tile, config.tile_overlap
+    if tile is None:
+        raise ValueError("tiled_maps needs a FrameConfig with a tile")
+    boxes = tile_boxes(config.frame_hw, tile, overlap)
+    tiles = np.concatenate([frames[:, :, top:top + tile, left:left + tile] for top, left in boxes])  # box-major
+    outputs = np.concatenate([np.asarray(run_network(np.ascontiguousarray(tiles[start:start + batch_size])))
+                              for start in range(0, len(tiles), max(1, int(batch_size)))])
+    per_image = outputs.reshape(len(boxes), len(frames), tile, tile).transpose(1, 0, 2, 3)
+    return np.stack([stitch_tiles(tile_maps, boxes, config.frame_hw, overlap) for tile_maps in per_image])
+
+
 def split_tiles(image: np.ndarray, boxes: Sequence[tuple[int, int]], tile: int) -> np.ndarray:
     """(T, tile, tile, ...) windows of an (H, W, ...) image at ``boxes`` (see :func:`tile_boxes`)."""
     return np.stack([image[top:top + tile, left:left + tile] for top, left in boxes])
@@ -578,13 +599,18 @@ def test_transform_of(kind: str, resize_hw: Sequence[int] | None, crop_hw: Seque
         crop_hw: (height, width) of the centre crop, or None for none (the resize).
         channels: the network's input channels (1: grayscale).
         geometry: the whole-image protocol's record (:meth:`FrameConfig.to_dict`); when given
-            (not empty) it decides, and the other arguments are not used.
+            (not empty) it decides, and ``resize_hw`` and ``crop_hw`` must agree with it (its frame
+            and None).
 
     Raises:
         ValueError: without ``resize_hw``, or for sizes :class:`TransformConfig` or :class:`FrameConfig` rejects.
     """
     if geometry:
-        return FrameConfig.from_dict(dict(geometry))
+        frame = FrameConfig.from_dict(dict(geometry))
+        if crop_hw is not None or (resize_hw is not None and tuple(resize_hw) != frame.frame_hw):
+            raise ValueError(f"a whole-image geometry (frame_hw {list(frame.frame_hw)}) needs resize_hw equal to "
+                             "frame_hw and crop_hw null")
+        return frame
     if resize_hw is None:
         raise ValueError("the run gives no resize_hw; cannot rebuild the test transform")
     resize = int(resize_hw[0])
@@ -605,7 +631,7 @@ def test_input(image: np.ndarray, config: TransformConfig | FrameConfig, channel
 
     Returns:
         (channels, input_size, input_size) float32 in [0, 1]; (channels, *frame_hw) for
-        :class:`FrameConfig` (tiled runs cut it with :func:`split_tiles`).
+        :class:`FrameConfig` (tiled runs cut it into tiles with :func:`tiled_maps`).
 
     Raises:
         TypeError, ValueError: as :func:`apply_test_transform` and :func:`to_unit_tensor`.

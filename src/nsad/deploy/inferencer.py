@@ -17,7 +17,7 @@ import numpy as np
 import onnxruntime as ort
 
 from nsad.data.io import read_image
-from nsad.data.transforms import test_input
+from nsad.data.transforms import FrameConfig, test_input, test_input_hw, tiled_maps
 from nsad.deploy.spec import DENSITY_NAME, MODEL_NAME, DeployFormatError, DeploySpec, read_spec
 from nsad.postprocess import Prediction, check_score_rule, cutpaste_maps_and_scores, predictions_from_network
 
@@ -81,16 +81,21 @@ class Inferencer:
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
-        """(C, h, w) of one network input."""
-        side = self.transform.input_size
-        return (self.spec.channels, side, side)
+        """(C, h, w) of one network input: the paper's crop, the whole frame or one tile."""
+        return (self.spec.channels, *test_input_hw(self.transform))
 
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         """(C, h, w) float32 network input in [0, 1] of an (H, W, C) image (the torch scorer's own code)."""
         return test_input(image, self.transform, self.spec.channels)
 
     def run_network(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """(B, h, w) maps and the model's own (B,) image scores (CutPaste) or None, of (B, C, h, w) inputs."""
+        """(B, h, w) maps and the model's own (B,) image scores (CutPaste) or None, of (B, C, h, w) inputs.
+
+        For a tiled run the inputs are whole frames, scored tile by tile and blended
+        (:func:`~nsad.data.transforms.tiled_maps`, the torch scorer's own code).
+        """
+        if isinstance(self.transform, FrameConfig) and self.transform.tile is not None:
+            return tiled_maps(inputs, self.transform, self._session_maps, self.batch_size), None
         outputs = self.session.run(None, {self.input_name: np.ascontiguousarray(inputs, np.float32)})
         if self.densities is None:
             return outputs[0], None
@@ -98,6 +103,9 @@ class Inferencer:
         return cutpaste_maps_and_scores(outputs[0], outputs[1], self.densities, inputs.shape[-2:],
                                         int(settings["patch_px"]), int(settings["stride_px"]),
                                         float(settings["sigma_px"]))
+
+    def _session_maps(self, inputs: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: np.ascontiguousarray(inputs, np.float32)})[0]
 
     def network_outputs(self, paths: Sequence[Path]) -> tuple[np.ndarray, np.ndarray | None]:
         """(N, h, w) maps on the network's input and the model's own image scores or None, in input order.

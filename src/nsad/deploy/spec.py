@@ -1,9 +1,9 @@
 """``deploy.json``: everything the deployment runtime needs beside ``model.onnx``, and nothing it has to guess.
 
 Written by ``nsad export`` (:mod:`nsad.pipeline.export`), read by :class:`~nsad.deploy.Inferencer`.
-The geometry keys are ``run.json``'s (the preset's ``kind``, ``resize_hw``, ``crop_hw`` and the
-channels), turned into the test transform by the same function the torch scorer uses
-(:func:`~nsad.data.transforms.test_transform_of`).
+The geometry keys are ``run.json``'s (the preset's ``kind``, ``resize_hw``, ``crop_hw``, its
+``geometry`` as ``frame`` for the whole-image protocol, and the channels), turned into the test
+transform by the same function the torch scorer uses (:func:`~nsad.data.transforms.test_transform_of`).
 """
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nsad.data.transforms import TransformConfig, test_transform_of
+from nsad.data.transforms import FrameConfig, TransformConfig, test_transform_of
 
 FORMAT = "nsad-deploy"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+SUPPORTED_FORMAT_VERSIONS = (1, 2)
+"""Version 2 added ``geometry["frame"]`` (whole frames and tiles); version 1 folders are the paper's protocol."""
 SPEC_NAME = "deploy.json"
 MODEL_NAME = "model.onnx"
 DENSITY_NAME = "density.npz"
@@ -38,7 +40,8 @@ class DeploySpec:
     Attributes:
         method: the training method (``nsa-logistic``, ``cutpaste-3way``, ``ssae``...).
         model: the model kind, one of :data:`MODEL_KINDS`.
-        geometry: ``{"kind", "resize_hw", "crop_hw"}`` as ``run.json`` records them.
+        geometry: ``{"kind", "resize_hw", "crop_hw", "frame"}`` as ``run.json`` records them
+            (``frame``: its ``geometry``, the whole-image protocol's frame and tiles, or None).
         channels: the network's input channels (1: images are converted to gray first).
         normalization: how the graph normalises its [0, 1] input (``imagenet`` or ``unit``); informative.
         input: the graph input's name, dtype, layout and shape (batch dimension dynamic).
@@ -83,16 +86,16 @@ class DeploySpec:
                              f"got {list(self.outputs)}")
         if self.model == "cutpaste" and not self.cutpaste:
             raise ValueError("a cutpaste model needs its 'cutpaste' settings (patch_px, stride_px, sigma_px)")
-        if self.format != FORMAT or self.format_version != FORMAT_VERSION:
-            raise ValueError(f"not an nsad deployment of format {FORMAT!r} version {FORMAT_VERSION}: "
-                             f"format {self.format!r}, version {self.format_version!r}")
+        if self.format != FORMAT or self.format_version not in SUPPORTED_FORMAT_VERSIONS:
+            raise ValueError(f"not an nsad deployment of format {FORMAT!r}, versions {list(SUPPORTED_FORMAT_VERSIONS)}"
+                             f": format {self.format!r}, version {self.format_version!r}")
         self.transform  # noqa: B018  (checks the geometry)
 
     @property
-    def transform(self) -> TransformConfig:
+    def transform(self) -> TransformConfig | FrameConfig:
         """The test transform (the torch scorer's, from the same keys)."""
         return test_transform_of(self.geometry.get("kind", "object"), self.geometry.get("resize_hw"),
-                                 self.geometry.get("crop_hw"), self.channels)
+                                 self.geometry.get("crop_hw"), self.channels, self.geometry.get("frame"))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""

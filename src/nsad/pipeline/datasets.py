@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 
 from nsad.data.io import read_image
 from nsad.data.transforms import (
+    ENLARGED_WARNING,
     FrameConfig,
     Geometry,
     TransformConfig,
@@ -34,8 +35,6 @@ from nsad.synth.objects import object_mask
 from nsad.synth.presets import Preset
 from nsad.synth.registry import Task
 
-ENLARGED_WARNING = 2.0
-"""Images enlarged more than this many times to the training or test frame get a warning."""
 CONTINUOUS_LABEL_SCALE = 1.0 / 255.0
 """Continuous labels (8-bit levels) are trained in units of the full intensity range."""
 

@@ -1,8 +1,10 @@
 """``nsad export``: a trained run as an ONNX graph and ``deploy.json``, for the torch-free runtime (:mod:`nsad.deploy`).
 
 The graph takes (B, C, h, w) float32 images in [0, 1] (the output of
-:func:`~nsad.data.transforms.test_input`, with a dynamic batch dimension) and holds everything
-after that which does not depend on the image's original size:
+:func:`~nsad.data.transforms.test_input`, with a dynamic batch dimension; h x w the paper's
+crop, the whole frame, or one tile of a tiled run, whose tiles the runtime cuts and blends with
+the torch scorer's code) and holds everything after that which does not depend on the image's
+original size:
 
 - ``anomaly-net`` (every segmentation method: NSA, CutPaste end-to-end, FPI, PII): ImageNet (or
   unit) normalisation, the encoder-decoder and its output activation (sigmoid or ReLU) -> ``map``.
@@ -30,7 +32,7 @@ import torch
 from torch import nn
 
 import nsad
-from nsad.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from nsad.data.transforms import IMAGENET_MEAN, IMAGENET_STD, test_input_hw
 from nsad.deploy.spec import DENSITY_NAME, MODEL_NAME, OUTPUTS, SPEC_NAME, DeploySpec, write_spec
 from nsad.models.cutpaste import CutPasteNet
 from nsad.models.net import logits_to_anomaly_map
@@ -150,7 +152,7 @@ def export_run(run: str | Path, out: str | Path, seed: int = 0) -> DeploySpec:
 
     Raises:
         FileExistsError: if ``out`` holds files.
-        FileNotFoundError, ValueError: for a missing or invalid run, or one of the whole-image protocol.
+        FileNotFoundError, ValueError: for a missing or invalid run.
         RuntimeError: if ONNX Runtime disagrees with torch on the check batch.
     """
     out = Path(out)
@@ -158,15 +160,11 @@ def export_run(run: str | Path, out: str | Path, seed: int = 0) -> DeploySpec:
         raise FileExistsError(f"export folder {out} is not empty; choose a new --out")
     scorer = Scorer(run, device="cpu")
     metadata = scorer.metadata
-    if metadata.geometry:
-        raise ValueError(f"run {run} uses the whole-image protocol ({', '.join(sorted(metadata.geometry))} in "
-                         "run.json); nsad export handles runs of the paper's protocol only so far (square resize, "
-                         "centre crop): train with --protocol paper to export")
     kind = metadata.model
     scorer.run.net.float().eval()
     graph = GRAPHS[kind](scorer).eval()
-    side = scorer.transform.input_size
-    check = torch.from_numpy(np.random.default_rng(seed).random((2, metadata.in_channels, side, side),
+    input_hw = test_input_hw(scorer.transform)  # the crop, a tile or the whole frame
+    check = torch.from_numpy(np.random.default_rng(seed).random((2, metadata.in_channels, *input_hw),
                                                                dtype=np.float32))
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -204,10 +202,11 @@ def export_run(run: str | Path, out: str | Path, seed: int = 0) -> DeploySpec:
             method=metadata.method, model=kind,
             geometry={"kind": metadata.preset_values.get("kind", "object"),
                       "resize_hw": list(metadata.resize_hw) if metadata.resize_hw else None,
-                      "crop_hw": list(metadata.crop_hw) if metadata.crop_hw else None},
+                      "crop_hw": list(metadata.crop_hw) if metadata.crop_hw else None,
+                      "frame": dict(metadata.geometry) or None},
             channels=metadata.in_channels, normalization=scorer.normalization,
             input={"name": INPUT_NAME, "dtype": "float32", "layout": "NCHW, RGB (or gray), intensities in [0, 1]",
-                   "shape": ["batch", metadata.in_channels, side, side]},
+                   "shape": ["batch", metadata.in_channels, *input_hw]},
             outputs=OUTPUTS[kind], score_rule=metadata.score_rule, threshold=metadata.threshold,
             threshold_calibration=calibration, cutpaste=cutpaste,
             regions={"min_area": 1, "connectivity": 8},

@@ -18,7 +18,7 @@ import numpy as np
 from nsad._checks import check_new_folder
 from nsad.data.folder import MASK_FOLDER
 from nsad.data.io import IMAGE_SUFFIXES, is_image_file, list_images, read_image, write_image
-from nsad.pipeline.datasets import ENLARGED_WARNING
+from nsad.data.transforms import ENLARGED_WARNING
 from nsad.pipeline.scoring import Scorer
 from nsad.postprocess import Prediction, predictions_from_network
 from nsad.viz import HeatmapScale, heatmap_figure, run_scale
@@ -178,8 +178,9 @@ def predict(run: str | Path | None, inputs: Sequence[str | Path], out: str | Pat
     else:
         backend = Scorer(run, device=device, score_rule=score_rule)  # type: ignore[arg-type]
         own_rule = backend.metadata.score_rule
-        print(f"nsad predict: preset {backend.metadata.preset} (recorded in the run)", file=sys.stderr)
     named, unreadable = readable_inputs(named, skip_unreadable, backend.transform.resize)
+    if run is not None:  # once the inputs are known to be readable: a refusal stays one line
+        print(f"nsad predict: preset {backend.metadata.preset} (recorded in the run)", file=sys.stderr)
     paths = [path for path, _ in named]
     calibrated = backend.threshold
     if threshold is None and calibrated is not None and backend.score_rule != own_rule:

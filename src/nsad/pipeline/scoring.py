@@ -28,10 +28,9 @@ from nsad.data.transforms import (
     evaluation_frame_hw,
     frame_map,
     resize_map,
-    stitch_tiles,
     test_input_hw,
     test_transform_of,
-    tile_boxes,
+    tiled_maps,
 )
 from nsad.models.runfile import LoadedRun, RunMetadata, load_run
 from nsad.pipeline.datasets import TestImages
@@ -192,14 +191,11 @@ class Scorer:
         return maps, scores
 
     def _tiled_maps(self, images: torch.Tensor) -> np.ndarray:
-        """(B, H, W) stitched maps of (B, C, H, W) frames, the tiles run ``batch_size`` at a time."""
-        transform = self.transform
-        tile, overlap = transform.tile, transform.tile_overlap
-        boxes = tile_boxes(transform.frame_hw, tile, overlap)
-        tiles = torch.cat([images[:, :, top:top + tile, left:left + tile] for top, left in boxes])  # box-major
-        outputs = torch.cat([self.model(part)[0].float().cpu() for part in tiles.split(int(self.batch_size))])
-        per_image = outputs.numpy().reshape(len(boxes), len(images), tile, tile).transpose(1, 0, 2, 3)
-        return np.stack([stitch_tiles(tile_maps, boxes, transform.frame_hw, overlap) for tile_maps in per_image])
+        """(B, H, W) stitched maps of (B, C, H, W) frames (:func:`~nsad.data.transforms.tiled_maps`)."""
+        def run(tiles: np.ndarray) -> np.ndarray:
+            return self.model(torch.from_numpy(tiles).to(self.device))[0].float().cpu().numpy()
+
+        return tiled_maps(images.cpu().numpy(), self.transform, run, int(self.batch_size))
 
     def network_maps(self, paths: Sequence[Path], workers: int = 0) -> np.ndarray:
         """Maps on the network's input (the test crop; the frame, stitched from tiles), in input order."""

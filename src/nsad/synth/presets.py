@@ -179,6 +179,8 @@ ESTIMATE_SAMPLE = 32
 PLAIN_BORDER_LEVELS = 10.0
 """A border is plain (a background) when 90% of its pixels lie within this many 8-bit levels of
 its median: half the paper's smallest object threshold ``t_brightness`` (20 levels)."""
+ESTIMATE_BORDER_PX = 4
+"""Width of the image border an estimate takes as the background."""
 MIN_OBJECT_FRACTION = 0.05
 """Least fraction of the image centre that must differ from a plain border for it to hold an object."""
 
@@ -217,7 +219,8 @@ def is_grayscale(image: np.ndarray) -> bool:
     return image.shape[2] == 1 or bool((image[:, :, :1] == image).all())
 
 
-def estimate_preset(images: Sequence[np.ndarray], name: str = "estimated", border_px: int = 4) -> PresetChoice:
+def estimate_preset(images: Sequence[np.ndarray], name: str = "estimated",
+                    border_px: int = ESTIMATE_BORDER_PX) -> PresetChoice:
     """A preset for training images that are not MVTec AD, from their borders and channels.
 
     - **object or texture**: with the background brightness ``b`` and its spread over the outer
@@ -276,7 +279,7 @@ def resolve_preset(name: str | None, category: str | None, train_paths: Sequence
     else :func:`estimate_preset` on up to :data:`ESTIMATE_SAMPLE` training images.
 
     Raises:
-        ValueError: for an unknown ``name``, or no training images to estimate from.
+        ValueError: for an unknown ``name``, or no training images to estimate from, or one too small.
     """
     if name is not None:
         return PresetChoice(get_preset(name), "given")
@@ -284,5 +287,11 @@ def resolve_preset(name: str | None, category: str | None, train_paths: Sequence
         return PresetChoice(get_preset(f"mvtec/{category}"), "category")
     if not train_paths:
         raise ValueError("no training images to estimate a preset from; give --preset")
-    images = [read_image(path) for path in sample_evenly(sorted(train_paths))]
+    sample = sample_evenly(sorted(train_paths))
+    images = [read_image(path) for path in sample]
+    for path, image in zip(sample, images, strict=True):
+        if min(image.shape[:2]) <= 2 * ESTIMATE_BORDER_PX:
+            raise ValueError(f"{path} is {image.shape[1]}x{image.shape[0]} px, too small to estimate a preset "
+                             f"from (its {ESTIMATE_BORDER_PX}-px border is the background sample): remove it or "
+                             "give --preset")
     return estimate_preset(images, name=f"estimated/{category}" if category else "estimated")
