@@ -29,6 +29,7 @@ from nsad.data.transforms import (
     apply_train_transform,
     denormalize,
     frame_map,
+    jitter_intensity,
     place_in_frame,
     resize_map,
     restore_map,
@@ -537,3 +538,17 @@ def test_overlaps_are_blended_not_overwritten():
     assert row[:48].max() == 0 and row[64:].min() == 1
     assert np.all(np.diff(row[48:64]) > 0)  # a linear ramp across the overlap, no step
     np.testing.assert_allclose(row[48:64], (np.arange(16) + 0.5) / 16, atol=1e-6)
+
+
+def test_jitter_intensity_draws_a_uniform_gain_and_shift():
+    """The gain and shift recovered from two pixels follow U(1 - j, 1 + j) and U(-j, j) / 2 of the range."""
+    image = np.array([[[10000], [30000]]], np.uint16)  # no clipping for j = 0.2: 6,000 to 49,553
+    rng = np.random.default_rng(0)
+    outputs = np.array([jitter_intensity(image, rng, 0.2)[0, :, 0].astype(float) for _ in range(2000)])
+    gain = (outputs[:, 1] - outputs[:, 0]) / 20000
+    shift = (outputs[:, 0] - 10000 * gain) / 65535
+    assert scipy.stats.kstest(gain, "uniform", args=(0.8, 0.4)).pvalue > 1e-3
+    assert scipy.stats.kstest(shift, "uniform", args=(-0.1, 0.2)).pvalue > 1e-3
+    assert scipy.stats.kstest(gain, "uniform", args=(0.85, 0.3)).pvalue < 1e-6  # the test can tell a narrower range
+    bright = jitter_intensity(np.full((4, 4, 1), 250, np.uint8), np.random.default_rng(1), 0.5)
+    assert bright.dtype == np.uint8 and bright.max() <= 255

@@ -51,6 +51,20 @@ def test_training_examples_do_not_depend_on_workers(training_set):
     assert not torch.equal(training_set[(3, 0)]["image"], image)
 
 
+def test_intensity_jitter_changes_the_example_and_not_its_label(training_set):
+    jittered = SynthTrainingSet(training_set.images, training_set.task, training_set.transform,
+                                training_set.preset.replace(intensity_jitter=0.3), seed=5, length=12)
+    for index in range(4):
+        plain_image, plain_label = training_set.example(1, index)
+        image, label = jittered.example(1, index)
+        np.testing.assert_array_equal(label, plain_label)  # the synthesis draws come first and are unchanged
+        assert image.dtype == plain_image.dtype and not np.array_equal(image, plain_image)
+        np.testing.assert_array_equal(jittered.example(1, index)[0], image)  # reproducible from (seed, epoch, index)
+        unclipped = (plain_image > 60) & (plain_image < 180)  # gain 0.7-1.3 and shift +-38 levels stay in range
+        gain = np.polyfit(plain_image[unclipped].astype(float), image[unclipped].astype(float), 1)[0]
+        assert 0.7 - 0.01 <= gain <= 1.3 + 0.01  # one global gain for the whole example
+
+
 def test_atomic_checkpoint_keeps_the_old_file_when_a_save_fails(tmp_path, monkeypatch):
     io = AtomicCheckpointIO()
     path = tmp_path / "ckpt" / "last.ckpt"

@@ -68,6 +68,10 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--examples-per-epoch", type=integer(1), metavar="N",
                         help="synthetic examples per epoch (default: one per training image); raise it for small "
                              "folders, which otherwise give one step per epoch")
+    parser.add_argument("--intensity-jitter", type=float, metavar="J",
+                        help="random gain 1 +- J and shift +- J/2 of the range of every synthetic training example, "
+                             "so brighter or darker parts are normal; 0 for none (default: the preset's: 0 for "
+                             "mvtec/CLASS, the paper's; 0.2 for presets estimated from the data)")
     parser.add_argument("--epochs", type=integer(1),
                         help="training epochs (default: the preset's, e.g. 320 for bottle)")
     parser.add_argument("--batch-size", type=integer(1), default=64,
@@ -140,6 +144,7 @@ def config_from_args(args: argparse.Namespace, **overrides: object) -> TrainConf
                   precision=args.precision, workers=args.workers, checkpoint_every=args.checkpoint_every,
                   max_minutes=args.max_minutes, protocol=args.protocol, tile=args.tile,
                   tile_overlap=args.tile_overlap, examples_per_epoch=args.examples_per_epoch,
+                  intensity_jitter=getattr(args, "intensity_jitter", None),
                   resume=getattr(args, "resume", False), progress=not args.no_progress,
                   options=parse_options(getattr(args, "option", None)),
                   synth_device="batch" if getattr(args, "synth_on_device", False) else "cpu",

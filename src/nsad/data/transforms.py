@@ -642,6 +642,25 @@ def test_input(image: np.ndarray, config: TransformConfig | FrameConfig, channel
 test_input.__test__ = False  # type: ignore[attr-defined]  # not a pytest test despite its name
 
 
+def jitter_intensity(image: np.ndarray, rng: np.random.Generator, amount: float) -> np.ndarray:
+    """A random global gain ``U(1 - amount, 1 + amount)`` and shift ``U(-amount, amount) / 2`` of the full range.
+
+    Applied to a whole training example (one gain and shift for every pixel and channel), rounded
+    and clipped to the image's dtype; ``amount`` 0 returns the image and draws nothing.
+
+    Example:
+        >>> image = np.full((2, 2, 1), 100, np.uint8)
+        >>> jitter_intensity(image, np.random.default_rng(0), 0.0) is image
+        True
+    """
+    if amount == 0:
+        return image
+    full = float(np.iinfo(image.dtype).max)
+    gain = rng.uniform(1.0 - amount, 1.0 + amount)
+    shift = rng.uniform(-amount, amount) / 2 * full
+    return np.clip(np.rint(image.astype(np.float32) * gain + shift), 0, full).astype(image.dtype)
+
+
 def to_grayscale(image: np.ndarray) -> np.ndarray:
     """Convert an RGB image to one channel (ITU-R BT.601 luma, ``cv2.COLOR_RGB2GRAY``); keep a gray one.
 

@@ -23,6 +23,7 @@ from nsad.data.transforms import (
     Geometry,
     TransformConfig,
     apply_geometry,
+    jitter_intensity,
     normalize_tensor,
     sample_train_geometry,
     test_input,
@@ -70,7 +71,8 @@ class SynthTrainingSet(Dataset):
 
     Example ``index`` uses image ``index mod n`` as destination and another image, drawn at
     random, as source; both get their own random training transform. Object masks (eq. 8) are
-    computed once per image and transformed with the image.
+    computed once per image and transformed with the image. The preset's ``intensity_jitter``
+    changes the example's brightness and contrast last (not its label).
 
     Args:
         images: normal images already resized by :func:`load_training_images`.
@@ -108,7 +110,7 @@ class SynthTrainingSet(Dataset):
         image, image_object = self._view(rng, dest)
         source_image, source_object = self._view(rng, source)
         synth = self.task(image, source_image, rng=rng, image_object=image_object, source_object=source_object)
-        return synth.image, synth.label
+        return jitter_intensity(synth.image, rng, self.preset.intensity_jitter), synth.label
 
     def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
         epoch, index = key

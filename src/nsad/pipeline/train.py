@@ -130,6 +130,8 @@ class TrainConfig:
             precision None means ``bf16-mixed`` on CUDA and ``32-true`` on the CPU.
         workers: data loader processes; None picks ``min(8, cpus - 1)``.
         examples_per_epoch: synthetic examples per epoch; default one per training image.
+        intensity_jitter: the synthetic examples' random gain and shift (the preset's
+            ``intensity_jitter``, which None keeps: 0 for ``mvtec/`` presets, 0.2 for estimated ones).
         max_minutes: time budget: the epochs that fit are planned from the first epoch's time and
             the cosine schedule anneals to ``lr_min`` over exactly those (:mod:`nsad.pipeline._budget`);
             None for no limit.
@@ -170,6 +172,7 @@ class TrainConfig:
     num_nodes: int = 1
     workers: int | None = None
     examples_per_epoch: int | None = None
+    intensity_jitter: float | None = None
     checkpoint_every: int = 10
     resume: bool = False
     progress: bool = True
@@ -213,6 +216,11 @@ class TrainConfig:
             raise ValueError(f"epochs must be at least 1, got {self.epochs}")
         if self.examples_per_epoch is not None and self.examples_per_epoch < 1:
             raise ValueError(f"examples_per_epoch must be at least 1, got {self.examples_per_epoch}")
+        if self.intensity_jitter is not None:
+            check_range("intensity_jitter", self.intensity_jitter, 0.0, 0.5)
+            if self.intensity_jitter and self.synth_device == "batch":
+                raise ValueError("intensity_jitter is applied by the loader's synthesis; drop --synth-on-device "
+                                 "or set --intensity-jitter 0")
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ValueError(f"max_minutes must be positive, got {self.max_minutes}")
         if self.protocol is not None:
@@ -365,7 +373,11 @@ def train(config: TrainConfig) -> Path:
         check_out_folder(out, config.resume, checkpoint)
     layout = find_dataset(config.data, config.category, require_test=False)
     choice = resolve_preset(config.preset, layout.category, list(layout.train))
-    preset = choice.preset
+    preset = choice.preset if config.intensity_jitter is None else \
+        choice.preset.replace(intensity_jitter=config.intensity_jitter)
+    if preset.intensity_jitter and config.synth_device == "batch":
+        raise ValueError(f"preset {preset.name} jitters intensities in the loader's synthesis (intensity_jitter "
+                         f"{preset.intensity_jitter:g}); drop --synth-on-device or set --intensity-jitter 0")
     epochs = config.epochs or preset.epochs
     train_paths, holdout_paths = split_holdout(list(layout.train), config.holdout, config.seed)
     workers = default_workers() if config.workers is None else config.workers
@@ -425,6 +437,8 @@ def train(config: TrainConfig) -> Path:
         shared = f", {processes} processes of {per_process} examples per step" if processes > 1 else ""
         for line in choice.lines("train"):
             print(line, file=sys.stderr)
+        if config.intensity_jitter is not None:
+            say(f"intensity jitter {preset.intensity_jitter:g} (given with --intensity-jitter)")
         say(describe_geometry(transform))
         warning = holdout_warning(len(holdout_paths), config.target_fpr)
         if warning:  # after every check, so that a refused run prints its one error line only

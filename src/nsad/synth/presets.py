@@ -49,6 +49,10 @@ class Preset:
         rotation_deg: random rotation range of the paper's training transform.
         channels: input channels the model sees (3, or 1 for chest X-ray).
         normalization: ``imagenet`` (mean/std of ImageNet) or ``unit`` (intensities in [0, 1]).
+        intensity_jitter: ``j`` of the random gain ``U(1 - j, 1 + j)`` and shift ``U(-j, j) / 2`` of
+            the full range applied to every synthetic training example (not its label), so that
+            parts photographed brighter or darker than the training images are normal; 0 (the
+            paper's, and every ``mvtec/`` preset's) for none. See :func:`~nsad.data.transforms.jitter_intensity`.
         name: the name the preset was selected by.
     """
 
@@ -70,6 +74,7 @@ class Preset:
     rotation_deg: float = 0.0
     channels: int = 3
     normalization: Literal["imagenet", "unit"] = "imagenet"
+    intensity_jitter: float = 0.0
     name: str = "custom"
 
     def __post_init__(self) -> None:
@@ -83,6 +88,7 @@ class Preset:
         if self.n_max < 1:
             raise ValueError(f"preset {self.name!r}: n_max must be at least 1, got {self.n_max}")
         check_choice("blend mode", self.mode, ("normal", "mixed"))
+        check_range(f"preset {self.name!r}: intensity_jitter", self.intensity_jitter, 0.0, 0.5)
         if (self.background is None) != (self.t_brightness is None):
             raise ValueError(f"preset {self.name!r}: give both background and t_brightness, or neither")
         if self.uses_object_mask:
@@ -181,6 +187,8 @@ PLAIN_BORDER_LEVELS = 10.0
 its median: half the paper's smallest object threshold ``t_brightness`` (20 levels)."""
 ESTIMATE_BORDER_PX = 4
 """Width of the image border an estimate takes as the background."""
+ESTIMATED_INTENSITY_JITTER = 0.2
+"""The intensity jitter of estimated presets: a user's parts vary in brightness more than MVTec AD's."""
 MIN_OBJECT_FRACTION = 0.05
 """Least fraction of the image centre that must differ from a plain border for it to hold an object."""
 
@@ -267,6 +275,10 @@ def estimate_preset(images: Sequence[np.ndarray], name: str = "estimated",
         notes.append("channels 1, intensities in [0, 1]: every sampled image is grayscale")
     else:
         notes.append("channels 3, ImageNet normalisation: the images are in colour")
+    preset = preset.replace(intensity_jitter=ESTIMATED_INTENSITY_JITTER)
+    notes.append(f"intensity jitter {ESTIMATED_INTENSITY_JITTER:g}: each training example's gain drawn from "
+                 f"{1 - ESTIMATED_INTENSITY_JITTER:g}-{1 + ESTIMATED_INTENSITY_JITTER:g} and its shift within "
+                 f"+-{ESTIMATED_INTENSITY_JITTER / 2:.0%} of the range, so brighter or darker parts are normal")
     notes.append(f"patch bounds {preset.h_bounds[0]:.0%}-{preset.h_bounds[1]:.0%} of each side of the training "
                  f"window; {preset.n_max} patches at most; labels y0={preset.y0:g}, k={preset.k:.3g}")
     return PresetChoice(preset.replace(name=name), "estimated", tuple(notes))
