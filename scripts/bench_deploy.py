@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from nsad.data.io import IMAGE_SUFFIXES, read_image
-from nsad.data.transforms import normalize_tensor, test_input
+from nsad.data.transforms import FrameConfig, normalize_tensor, test_input, tiled_maps
 from nsad.deploy import Inferencer
 from nsad.pipeline.export import export_run
 from nsad.pipeline.scoring import Scorer
@@ -29,11 +29,15 @@ from nsad.postprocess import predictions_from_network
 
 
 def torch_network(scorer: Scorer):
-    """The torch scorer's network as a function of [0, 1] inputs (normalised as the Scorer does)."""
+    """The torch scorer's network as a function of [0, 1] inputs (normalised, and tiled, as the Scorer does)."""
     def run(inputs: np.ndarray):
         with torch.inference_mode():
             maps, scores = scorer.model(torch.from_numpy(normalize_tensor(inputs, scorer.normalization)))
         return maps.float().numpy(), None if scores is None else scores.double().numpy()
+
+    transform = scorer.transform
+    if isinstance(transform, FrameConfig) and transform.tile is not None:
+        return lambda inputs: (tiled_maps(inputs, transform, lambda tiles: run(tiles)[0], scorer.batch_size), None)
     return run
 
 

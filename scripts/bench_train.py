@@ -1,9 +1,9 @@
-"""Benchmark the paper's protocol on one category: training speed, prediction speed, memory, metrics.
+r"""Benchmark the paper's protocol on one category: training speed, prediction speed, memory, metrics.
 
 Trains NSA (logistic) with the paper's settings (batch 64, Adam, cosine 1e-3 -> 1e-6, the preset's
-transforms) for ``--epochs`` epochs or until the ``--minutes`` budget is spent, then scores the test set, and prints one JSON line with
-seconds per epoch, training images per second, prediction images per second, peak memory and the
-metrics. The full protocol is ``--epochs 320`` for bottle (hours on a laptop CPU).
+transforms) for ``--epochs`` epochs or until the ``--minutes`` budget is spent, then scores the test
+set, and prints one JSON line with seconds per epoch, training images per second, prediction images
+per second, peak memory and the metrics. The full protocol is ``--epochs 320`` for bottle (hours on a laptop CPU).
 
 Example:
     .venv/bin/python scripts/bench_train.py --data ../shared/data/mvtec_ad_256/bottle --epochs 40 \\
@@ -27,6 +27,7 @@ from nsad.pipeline.scoring import Scorer
 
 
 def main() -> None:
+    """Train, score and print the JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="MVTec AD category folder")
     parser.add_argument("--out", type=Path, required=True, help="run folder (must not exist, unless --resume)")

@@ -249,3 +249,19 @@ def test_patches_that_do_not_fit_fail_before_training(sample, tmp_path):
     with pytest.raises(ValueError, match=r"CutPaste patches of 75 px .* do not fit the 56-px input"):
         train(config)
     assert not (tmp_path / "o").exists()
+
+
+def test_every_method_is_one_entry_that_scores_and_exports_its_runs():
+    from nsad.cli.train import METHOD_HELP
+    from nsad.pipeline.export import GRAPHS
+    from nsad.pipeline.methods import METHODS, SCORING_MODELS, method_help
+    from nsad.pipeline.train import ALL_METHODS, SEGMENTATION_METHODS, VARIANT_METHODS
+
+    assert METHOD_HELP == method_help()  # the command line's copy of the registry's help
+    assert ALL_METHODS == tuple(METHODS)
+    assert {m.model for m in METHODS.values()} == set(SCORING_MODELS) == set(GRAPHS)  # a scorer and a graph each
+    assert SEGMENTATION_METHODS == {"nsa-logistic": "nsa-logistic", "nsa-binary": "nsa-binary",
+                                    "nsa-continuous": "nsa-continuous", "cutpaste-e2e": "cutpaste-nsa",
+                                    "fpi": "fpi", "pii": "pii"}
+    assert VARIANT_METHODS == ("nsa-logistic", "nsa-binary", "nsa-continuous", "cutpaste-e2e")
+    assert [name for name, m in METHODS.items() if "whole" in m.protocols] == list(SEGMENTATION_METHODS)

@@ -22,9 +22,11 @@ if TYPE_CHECKING:
     from nsad.pipeline.train import TrainConfig
 
 METHOD_HELP = ("nsa-logistic (the paper's best), nsa-binary, nsa-continuous, cutpaste-e2e, fpi, pii: the "
-               "NSA paper's encoder-decoder on each synthetic task; cutpaste-3way, cutpaste-binary, "
-               "cutpaste-scar: CutPaste's classifier and Gaussian density (Li et al., CVPR 2021); ssae: Bauer's "
+               "NSA paper's encoder-decoder on each synthetic task; cutpaste-binary, cutpaste-scar, "
+               "cutpaste-3way: CutPaste's classifier and Gaussian density (Li et al., CVPR 2021); ssae: Bauer's "
                "autoencoder (Bauer 2022)")
+"""The methods' help: :func:`nsad.pipeline.methods.method_help` of the registry, written out so that the
+command line starts without importing torch (a test keeps the two equal)."""
 
 
 def parse_options(items: Sequence[str] | None) -> dict[str, Any]:

@@ -93,24 +93,8 @@ class MapModel(Protocol):
         ...
 
 
-class SegmentationModel:
-    """The NSA paper's encoder-decoder: its output is the map (no image-level score of its own)."""
-
-    image_level = False
-
-    def __init__(self, run: LoadedRun) -> None:
-        self.net = run.net.eval()
-        self.normalization = run.normalization
-
-    def __call__(self, images: torch.Tensor) -> tuple[torch.Tensor, None]:
-        """AnomalyNet's (B, H, W) maps; no image scores."""
-        return self.net.anomaly_map(images), None
-
-
 def map_model(run: LoadedRun, device: torch.device) -> MapModel:
-    """The scorer of the run's model kind (``anomaly-net``, ``cutpaste`` or ``ssae``)."""
-    if run.metadata.model == "anomaly-net":
-        return SegmentationModel(run)
+    """The scorer of the run's model kind (its method's entry in :data:`~nsad.pipeline.methods.METHODS`)."""
     return SCORING_MODELS[run.metadata.model](run, device)
 
 

@@ -8,10 +8,10 @@ fraction of the normal images is held out to calibrate the decision threshold at
 positive rate and the heatmaps' colour scale (:func:`nsad.viz.fit_scale`); the test set is never
 looked at.
 
-The segmentation methods (:data:`SEGMENTATION_METHODS`) train the paper's encoder-decoder; the
-other methods (:data:`nsad.pipeline.methods.METHODS`: CutPaste's classifier with its density
-estimators, Bauer's autoencoder) supply their own data, module and scoring options and share the
-rest: the loop, checkpoints, the held-out threshold and the run folder.
+Each method is one entry of :data:`nsad.pipeline.methods.METHODS` (the paper's encoder-decoder
+on each synthetic task, CutPaste's classifier with its density estimators, Bauer's autoencoder):
+it supplies its data, module and scoring options, and every method shares the rest: the loop,
+checkpoints, the held-out threshold and the run folder.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ from nsad.data.transforms import (
     describe_geometry,
 )
 from nsad.metrics import threshold_at_fpr
-from nsad.models import NSAModule, RunMetadata, count_parameters, save_run
+from nsad.models import RunMetadata, count_parameters, save_run
 from nsad.pipeline._budget import BudgetPlan
 from nsad.pipeline._checkpoint import AtomicCheckpointIO
 from nsad.pipeline._runfolder import (
@@ -62,36 +62,24 @@ from nsad.pipeline._runfolder import (
     write_config,
 )
 from nsad.pipeline._sampling import EpochSampler, one_thread_for_loading
-from nsad.pipeline.datasets import SynthTrainingSet, load_training_images
+from nsad.pipeline.datasets import load_training_images
 from nsad.pipeline.device_synth import (
-    DEVICE_TASKS,
     SYNTH_DEVICES,
-    DevicePlanSet,
-    DeviceSynth,
-    DeviceSynthModule,
     collate_plans,
 )
-from nsad.pipeline.methods import METHODS, TrainSetup
+from nsad.pipeline.methods import METHODS, Method, TrainSetup
 from nsad.pipeline.scoring import Scorer
 from nsad.postprocess import parse_score_rule
 from nsad.synth.presets import Preset, resolve_preset
-from nsad.synth.registry import get_task
 from nsad.variants import DEFAULT_VARIANT, check_variant
 from nsad.viz.scale import fit_scale
 
-SEGMENTATION_METHODS = {
-    "nsa-logistic": "nsa-logistic",
-    "nsa-binary": "nsa-binary",
-    "nsa-continuous": "nsa-continuous",
-    "cutpaste-e2e": "cutpaste-nsa",
-    "fpi": "fpi",
-    "pii": "pii",
-}
+SEGMENTATION_METHODS: dict[str, str] = {name: m.task for name, m in METHODS.items() if m.model == "anomaly-net"}
 """Methods that train the paper's encoder-decoder, with the synthetic task each one learns."""
-VARIANT_METHODS: tuple[str, ...] = ("nsa-logistic", "nsa-binary", "nsa-continuous", "cutpaste-e2e")
+VARIANT_METHODS: tuple[str, ...] = tuple(name for name, m in METHODS.items() if "authors" in m.variants)
 """Methods with an ``authors`` variant: those whose synthetic task is NSA's."""
 
-ALL_METHODS: tuple[str, ...] = (*SEGMENTATION_METHODS, *METHODS)
+ALL_METHODS: tuple[str, ...] = tuple(METHODS)
 """Every method of ``nsad train``: the segmentation methods, CutPaste (two-stage) and Bauer's ``ssae``."""
 
 CHECKPOINT = "last.ckpt"
@@ -193,14 +181,16 @@ class TrainConfig:
         if self.variant == "authors" and self.synth_device == "batch":
             raise ValueError("variant 'authors' labels an object-restricted region that the on-device synthesis "
                              "does not make; drop --synth-on-device or use variant 'paper'")
-        if self.method in METHODS:
-            METHODS[self.method].options(self.options)
+        method = METHODS[self.method]
+        if method.option_names():
+            method.options(self.options)
         elif self.options:
+            with_options = [name for name, m in METHODS.items() if m.option_names()]
             raise ValueError(f"method {self.method!r} takes no options, got {sorted(self.options)}; "
-                             f"options are for {', '.join(METHODS)}")
+                             f"options are for {', '.join(with_options)}")
         check_choice("synth_device", self.synth_device, SYNTH_DEVICES)
-        if self.synth_device == "batch" and SEGMENTATION_METHODS.get(self.method) not in DEVICE_TASKS:
-            device_methods = [name for name, task in SEGMENTATION_METHODS.items() if task in DEVICE_TASKS]
+        if self.synth_device == "batch" and not method.device_synthesis:
+            device_methods = [name for name, m in METHODS.items() if m.device_synthesis]
             raise ValueError(f"synth_device='batch' makes the examples of {', '.join(device_methods)} on the device; "
                              f"method {self.method!r} needs synth_device='cpu'")
         check_range("holdout", self.holdout, 0.0, 0.5)
@@ -291,7 +281,7 @@ logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_HideTips()
 
 
 def choose_transform(config: TrainConfig, preset: Preset, train_paths: list[Path],
-                     segmentation: bool) -> TransformConfig | FrameConfig:
+                     method: Method) -> TransformConfig | FrameConfig:
     """The run's geometry: the paper's square protocol, or the whole image at the data's aspect ratio.
 
     The whole-image frame follows the median (height, width) of the training images (read from
@@ -302,7 +292,7 @@ def choose_transform(config: TrainConfig, preset: Preset, train_paths: list[Path
             that has only the paper's.
     """
     protocol = config.protocol or ("paper" if preset.name.startswith("mvtec/") else "whole")
-    if not segmentation:
+    if "whole" not in method.protocols:
         if config.protocol == "whole" or config.tile is not None:
             raise ValueError(f"method {config.method!r} has the paper's protocol only (no whole frame, no tiles)")
         protocol = "paper"
@@ -387,25 +377,17 @@ def train(config: TrainConfig) -> Path:
                 "train_images": len(train_paths), "holdout_images": len(holdout_paths), "workers": workers}
     if config.resume:
         check_resume(out, settings)
-    segmentation = config.method in SEGMENTATION_METHODS
+    method = METHODS[config.method]
     train_paths, holdout_paths = split_holdout(list(layout.train), config.holdout, config.seed)
-    transform = choose_transform(config, preset, train_paths, segmentation)
+    transform = choose_transform(config, preset, train_paths, method)
     images = load_training_images(train_paths, transform)
-    if segmentation:
-        variant = {"variant": config.variant} if config.method in VARIANT_METHODS else {}
-        task = get_task(SEGMENTATION_METHODS[config.method], preset, **variant)
-        dataset_type = DevicePlanSet if config.synth_device == "batch" else SynthTrainingSet
-        dataset = dataset_type(images, task, transform, preset, config.seed, config.examples_per_epoch)
-        items_per_step, score_rule = config.batch_size, config.score_rule or "mean"
-        normalization = preset.normalization
-    else:
-        method = METHODS[config.method]
-        setup = TrainSetup(config.method, config.options, preset, transform, images, train_paths, config.seed,
-                           config.batch_size, config.lr, config.lr_min, config.examples_per_epoch)
-        dataset = method.training_set(setup)
-        items_per_step = method.loader_batch_size(setup)
-        score_rule = config.score_rule or method.default_score_rule(setup)
-        normalization = method.normalization(preset)
+    setup = TrainSetup(config.method, config.options, preset, transform, images, train_paths, config.seed,
+                       config.batch_size, config.lr, config.lr_min, config.examples_per_epoch, config.variant,
+                       config.synth_device, epochs)
+    dataset = method.training_set(setup)
+    items_per_step = method.loader_batch_size(setup)
+    score_rule = config.score_rule or method.default_score_rule(setup)
+    normalization = method.normalization(preset)
     try:
         dataset.example(0, 0)  # bad settings (e.g. images too small for the preset) fail here, before training
     except ValueError as error:
@@ -423,16 +405,7 @@ def train(config: TrainConfig) -> Path:
                         num_workers=workers, persistent_workers=workers > 0, pin_memory=torch.cuda.is_available(),
                         drop_last=False, collate_fn=collate_plans if config.synth_device == "batch" else None)
     torch.manual_seed(config.seed)
-    if segmentation:
-        module_type = DeviceSynthModule if config.synth_device == "batch" else NSAModule
-        authors = config.variant == "authors"
-        module = module_type(in_channels=preset.channels, label_kind=task.label_kind, lr=config.lr,
-                             lr_min=config.lr_min, channels_last=True, lr_interval="epoch" if authors else "step",
-                             max_epochs=epochs if authors else None, decoder="authors" if authors else "nsad")
-        if config.synth_device == "batch":
-            module.device_synth = DeviceSynth.from_task(task, preset)
-    else:
-        module = method.module(setup)
+    module = method.module(setup)
     if rank_zero:
         shared = f", {processes} processes of {per_process} examples per step" if processes > 1 else ""
         for line in choice.lines("train"):
@@ -473,7 +446,7 @@ def train(config: TrainConfig) -> Path:
         return out
     if config.resume:
         write_config(out, settings)  # the same run; how it was carried out (devices, epochs...) may have changed
-    model_options = {} if segmentation else method.finish(module, setup, out)
+    model_options = method.finish(module, setup, out)
     imagenet = normalization == "imagenet"
     mean = tuple(IMAGENET_MEAN.tolist()) if imagenet else (0.0,) * preset.channels
     std = tuple(IMAGENET_STD.tolist()) if imagenet else (1.0,) * preset.channels
@@ -489,20 +462,20 @@ def train(config: TrainConfig) -> Path:
                 "holdout_images": len(holdout_paths), "target_fpr": config.target_fpr,
                 "steps": trainer.global_step, "variant": config.variant, "preset_source": choice.source,
                 "preset_notes": list(choice.notes), "train_seconds": round(train_seconds, 1),
-                "task": SEGMENTATION_METHODS[config.method] if segmentation else method.task,
+                "task": method.task,
                 "data": str(Path(config.data).resolve()), "category_arg": config.category}
     if budget is not None:
         training["budget"] = budget.plan
     metadata = RunMetadata(
         method=config.method, net=module.net.config, preset=preset.name, preset_values=_preset_values(preset),
-        mean=mean, std=std, score_rule=score_rule, model="anomaly-net" if segmentation else method.model,
+        mean=mean, std=std, score_rule=score_rule, model=method.model,
         model_options=model_options, training=training, **frame)
     module.net.to("cpu").float()
     save_run(out, module.net, metadata)
     if holdout_paths:
         scorer = Scorer(out, device="cpu")
         held_out = scorer.score(holdout_paths)
-        target_fpr = config.target_fpr if segmentation else method.threshold_fpr(config.target_fpr)
+        target_fpr = method.threshold_fpr(config.target_fpr)
         threshold = threshold_at_fpr(held_out.scores, target_fpr)
         achieved = float(np.mean(held_out.scores >= threshold))
         scale = fit_scale(scorer.input_window(held_out.maps), score_rule, threshold, transform.resize)

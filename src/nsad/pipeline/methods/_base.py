@@ -1,7 +1,9 @@
-"""What every non-segmentation method gives ``nsad train``: data, module, scoring options, threshold.
+"""What every method gives ``nsad train``: data, module, scorer, scoring options, threshold.
 
 ``nsad train`` does the common work for every method (data discovery, the held-out split, the
-Lightning loop, checkpoints, the run folder) and asks a :class:`Method` for the parts that differ.
+Lightning loop, checkpoints, the run folder) and asks a :class:`Method` for the parts that differ;
+scoring finds the method's scorer by its run kind (:attr:`Method.model`), export its graph
+(:data:`nsad.pipeline.export.GRAPHS`).
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from nsad._checks import check_choice, check_range
-from nsad.data.transforms import PAPER_RESIZE, TransformConfig
+from nsad.data.transforms import PAPER_RESIZE, FrameConfig, TransformConfig
 from nsad.synth.presets import Preset
+from nsad.variants import DEFAULT_VARIANT
 
 
 @dataclass(frozen=True, eq=False)
@@ -37,12 +40,15 @@ class TrainSetup:
         batch_size: examples per optimiser step.
         lr, lr_min: ``nsad train``'s learning-rate settings (a method may use its own, see its options).
         examples_per_epoch: training items per epoch; None for one per training image.
+        variant: ``paper`` or ``authors`` (:mod:`nsad.variants`; the NSA methods only).
+        synth_device: ``cpu`` or ``batch`` (synthesis on the training device; NSA methods only).
+        epochs: the run's planned epochs (the authors' per-epoch schedule spans them).
     """
 
     method: str
     options: Mapping[str, Any]
     preset: Preset
-    transform: TransformConfig
+    transform: TransformConfig | FrameConfig
     images: Sequence[np.ndarray]
     train_paths: Sequence[Path]
     seed: int
@@ -50,6 +56,9 @@ class TrainSetup:
     lr: float = 1e-3
     lr_min: float = 1e-6
     examples_per_epoch: int | None = None
+    variant: str = DEFAULT_VARIANT
+    synth_device: str = "cpu"
+    epochs: int | None = None
 
     @property
     def scale(self) -> float:
@@ -112,16 +121,26 @@ def check_text(name: str, value: Any, choices: Sequence[str]) -> None:
 
 
 class Method:
-    """A method that is not one of the segmentation methods: its parts of ``nsad train``.
+    """A method of ``nsad train``: its parts of training, and how its runs are scored.
 
-    Subclasses set :attr:`model` (the run's model kind), :attr:`options_type` and :attr:`task`,
-    and implement the methods below.
+    Subclasses set :attr:`model` (the run's model kind), :attr:`options_type`, :attr:`task` and
+    :attr:`family`, and implement the methods below.
     """
 
     model: ClassVar[str]
     options_type: ClassVar[type]
-    task: ClassVar[str]
+    task: str
     """The synthetic examples it trains on, for the run's record."""
+    family: ClassVar[str]
+    """What the methods of this kind are, for the command line's help."""
+    variants: tuple[str, ...] = (DEFAULT_VARIANT,)
+    """The variants it has (:mod:`nsad.variants`)."""
+    protocols: tuple[str, ...] = ("paper",)
+    """The geometries it trains with (:data:`nsad.data.transforms.PROTOCOLS`): the paper's, or also ``whole``."""
+    device_synthesis: bool = False
+    """Whether its examples can be made on the training device (``synth_device="batch"``)."""
+    help: str = ""
+    """A note on this method in the command line's help."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -133,6 +152,10 @@ class Method:
     def option_names(self) -> list[str]:
         """Names of the options this method accepts."""
         return [f.name for f in dataclasses.fields(self.options_type)]
+
+    def scorer(self, run: Any, device: Any) -> Any:
+        """A loaded run of this method as a map model for :class:`~nsad.pipeline.scoring.Scorer`."""
+        raise NotImplementedError
 
     def normalization(self, preset: Preset) -> str:
         """How images are normalised for the network: ``imagenet`` or ``unit``."""

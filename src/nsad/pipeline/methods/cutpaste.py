@@ -324,12 +324,17 @@ class CutPasteMethod(Method):
 
     model: ClassVar[str] = "cutpaste"
     options_type: ClassVar[type] = CutPasteOptions
-    task: ClassVar[str] = "cutpaste"
+    task = "cutpaste"
+    family: ClassVar[str] = "CutPaste's classifier and Gaussian density (Li et al., CVPR 2021)"
 
     def __init__(self, name: str) -> None:
         check_choice("CutPaste method", name, CUTPASTE_CLASSES)
         super().__init__(name)
         self.classes = CUTPASTE_CLASSES[name]
+
+    def scorer(self, run: LoadedRun, device: torch.device) -> CutPasteScorer:
+        """The run's scorer (:class:`CutPasteScorer`)."""
+        return CutPasteScorer(run, device)
 
     def default_score_rule(self, setup: TrainSetup) -> str:
         """``density``: the Mahalanobis distance of the whole image's embedding (the paper's image score)."""

@@ -154,11 +154,16 @@ class SSAEMethod(Method):
 
     model: ClassVar[str] = "ssae"
     options_type: ClassVar[type] = SSAEOptions
-    task: ClassVar[str] = "elastic"
+    task = "elastic"
+    family: ClassVar[str] = "Bauer's autoencoder (Bauer 2022)"
 
     def normalization(self, preset: Preset) -> str:
         """Always ``unit``: the autoencoder maps [0, 1] images to [0, 1] images."""
         return "unit"
+
+    def scorer(self, run: LoadedRun, device: torch.device) -> SSAEScorer:
+        """The run's scorer (:class:`SSAEScorer`)."""
+        return SSAEScorer(run, device)
 
     def default_score_rule(self, setup: TrainSetup) -> str:
         """``area:N``: Bauer's decision rule with the minimum defect area in pixels of the network's input."""
