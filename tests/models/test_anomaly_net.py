@@ -149,3 +149,19 @@ def test_rejections():
         ValueError, match=r"logits must have shape \(B, 1, H, W\) or \(B, H, W\), got \(2, 2, 4, 4\)"
     ):
         logits_to_anomaly_map(torch.zeros(2, 2, 4, 4), "bounded")
+
+
+def test_a_standardising_net_ignores_a_parts_brightness_and_contrast():
+    torch.manual_seed(0)
+    net = AnomalyNet(in_channels=1, standardize_input=True).eval()
+    plain = AnomalyNet(in_channels=1).eval()
+    plain.load_state_dict(net.state_dict())  # the same weights: the option adds no parameters
+    images = torch.rand(2, 1, 64, 96)
+    changed = 0.6 * images + 0.3  # darker contrast, brighter level
+    with torch.no_grad():
+        moved = (net(changed) - net(images)).abs().max()
+        assert moved < 1e-3 * (plain(changed) - plain(images)).abs().max()  # without it the logits follow the change
+        assert torch.isfinite(net(torch.full((1, 1, 64, 64), 0.5))).all()  # a flat image: no division by 0
+    assert NetConfig.from_dict(NetConfig(standardize_input=True).to_dict()).standardize_input
+    assert NetConfig.from_dict({k: v for k, v in NetConfig().to_dict().items() if k != "standardize_input"}
+                               ) == NetConfig()  # run.json files written before the option still load

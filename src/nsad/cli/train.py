@@ -29,6 +29,12 @@ METHOD_HELP = ("nsa-logistic (the paper's best), nsa-binary, nsa-continuous, cut
 command line starts without importing torch (a test keeps the two equal)."""
 
 
+def _yes_no(text: str) -> bool:
+    if text not in ("yes", "no"):
+        raise argparse.ArgumentTypeError(f"give yes or no, got {text!r}")
+    return text == "yes"
+
+
 def parse_options(items: Sequence[str] | None) -> dict[str, Any]:
     """``["KEY=VALUE", ...]`` -> dict; values are read as JSON when they parse (1, 0.5, [0.8, 1.2], null).
 
@@ -74,6 +80,9 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
                         help="random gain 1 +- J and shift +- J/2 of the range of every synthetic training example, "
                              "so brighter or darker parts are normal; 0 for none (default: the preset's: 0 for "
                              "mvtec/CLASS, the paper's; 0.2 for presets estimated from the data)")
+    parser.add_argument("--standardize-input", type=_yes_no, metavar="yes|no",
+                        help="the encoder-decoder standardises each input by its own mean and standard deviation, "
+                             "so its maps do not follow a part's brightness (default: the preset's)")
     parser.add_argument("--epochs", type=integer(1),
                         help="training epochs (default: the preset's, e.g. 320 for bottle)")
     parser.add_argument("--batch-size", type=integer(1), default=64,
@@ -147,6 +156,7 @@ def config_from_args(args: argparse.Namespace, **overrides: object) -> TrainConf
                   max_minutes=args.max_minutes, protocol=args.protocol, tile=args.tile,
                   tile_overlap=args.tile_overlap, examples_per_epoch=args.examples_per_epoch,
                   intensity_jitter=getattr(args, "intensity_jitter", None),
+                  standardize_input=getattr(args, "standardize_input", None),
                   resume=getattr(args, "resume", False), progress=not args.no_progress,
                   options=parse_options(getattr(args, "option", None)),
                   synth_device="batch" if getattr(args, "synth_on_device", False) else "cpu",

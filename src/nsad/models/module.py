@@ -58,7 +58,8 @@ class NSAModule(L.LightningModule):
         lr_interval: ``step`` or ``epoch``, see above.
         channels_last: keep weights and inputs in channels-last memory format (faster on many
             CPUs and on tensor cores).
-        bottleneck_channels, decoder_channels, skip_connections, decoder: see :class:`NetConfig`.
+        bottleneck_channels, decoder_channels, skip_connections, decoder, standardize_input: see
+            :class:`NetConfig`.
 
     Raises:
         ValueError: for an unknown ``label_kind`` or ``lr_interval``, non-positive learning rates,
@@ -78,6 +79,7 @@ class NSAModule(L.LightningModule):
         decoder_channels: Sequence[int] = (128, 64, 32, 16, 16),
         skip_connections: bool = False,
         decoder: str = "nsad",
+        standardize_input: bool = False,
     ) -> None:
         super().__init__()
         check_choice("lr_interval", lr_interval, LR_INTERVALS)
@@ -96,6 +98,7 @@ class NSAModule(L.LightningModule):
                 decoder_channels=tuple(decoder_channels),
                 skip_connections=skip_connections,
                 decoder=decoder,
+                standardize_input=standardize_input,
             )
         )
         self.channels_last = bool(channels_last)

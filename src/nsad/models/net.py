@@ -70,6 +70,9 @@ class NetConfig(JsonConfig):
         decoder: ``nsad`` (the batch-normed bottleneck and five upsampling stages above) or
             ``authors`` (the NSA authors' bottleneck and transposed-convolution decoder; takes the
             default ``decoder_channels`` and no skip connections).
+        standardize_input: subtract each input's own mean and divide by its own standard
+            deviation (per image and channel) before the encoder, so that the maps do not follow
+            a part's overall brightness and contrast; False (the paper's) for none.
     """
 
     config_name: ClassVar[str] = "network"
@@ -80,6 +83,7 @@ class NetConfig(JsonConfig):
     decoder_channels: tuple[int, int, int, int, int] = (128, 64, 32, 16, 16)
     skip_connections: bool = False
     decoder: Decoder = "nsad"
+    standardize_input: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.in_channels, bool) or self.in_channels not in (1, 3):
@@ -92,12 +96,31 @@ class NetConfig(JsonConfig):
             if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
                 raise ValueError(f"{name} must be a sequence of {count} positive ints, got {value!r}")
             object.__setattr__(self, name, tuple(value))
-        if not isinstance(self.skip_connections, bool):
-            raise TypeError(f"skip_connections must be a bool, got {self.skip_connections!r}")
+        for name in ("skip_connections", "standardize_input"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
         check_choice("decoder", self.decoder, DECODERS)
         if self.decoder == "authors" and (self.skip_connections or self.decoder_channels != (128, 64, 32, 16, 16)):
             raise ValueError("decoder='authors' has its own fixed widths and no skip connections; leave "
                              "decoder_channels and skip_connections at their defaults")
+
+
+STANDARDIZE_EPS = 1e-3
+"""Floor of the standard deviation :func:`standardize` divides by (a flat image stays finite)."""
+
+
+def standardize(images: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) images minus their own mean, over their own standard deviation, per image and channel.
+
+    Example:
+        >>> import torch
+        >>> x = standardize(torch.tensor([[[[1.0, 3.0]]]]))
+        >>> x.flatten().tolist(), standardize(2 * torch.tensor([[[[1.0, 3.0]]]]) + 5).flatten().tolist()
+        ([-1.0, 1.0], [-1.0, 1.0])
+    """
+    mean = images.mean(dim=(2, 3), keepdim=True)
+    std = images.std(dim=(2, 3), keepdim=True, unbiased=False)
+    return (images - mean) / std.clamp_min(STANDARDIZE_EPS)
 
 
 def logits_to_anomaly_map(logits: torch.Tensor, label_kind: LabelKind) -> torch.Tensor:
@@ -294,6 +317,8 @@ class AnomalyNet(nn.Module):
             raise ValueError(
                 f"images must have shape (B, {self.config.in_channels}, H, W), got {tuple(images.shape)}"
             )
+        if self.config.standardize_input:
+            images = standardize(images)
         height, width = images.shape[-2:]
         pad_h, pad_w = -height % STRIDE, -width % STRIDE
         x = F.pad(images, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else images

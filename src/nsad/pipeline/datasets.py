@@ -31,7 +31,7 @@ from nsad.data.transforms import (
     to_tensor_normalized,
     training_frame_hw,
 )
-from nsad.synth.dataset import draw_source_index
+from nsad.synth.dataset import draw_source_index, example_rng
 from nsad.synth.objects import object_mask
 from nsad.synth.presets import Preset
 from nsad.synth.registry import Task
@@ -104,7 +104,7 @@ class SynthTrainingSet(Dataset):
 
     def example(self, epoch: int, index: int) -> tuple[np.ndarray, np.ndarray]:
         """The synthetic (image, label) of ``index`` in ``epoch`` as NumPy arrays (H, W, C) and (H, W)."""
-        rng = np.random.default_rng([self.seed, epoch, index])
+        rng = example_rng(self.seed, epoch, index)
         dest = index % len(self.images)
         source = draw_source_index(rng, dest, len(self.images))
         image, image_object = self._view(rng, dest)

@@ -25,7 +25,7 @@ from nsad._checks import check_choice
 from nsad.data.transforms import IMAGENET_MEAN, IMAGENET_STD, NORMALIZATIONS, TransformConfig
 from nsad.models.module import DeviceSynthModule
 from nsad.pipeline.datasets import CONTINUOUS_LABEL_SCALE, SynthTrainingSet
-from nsad.synth.dataset import draw_source_index
+from nsad.synth.dataset import draw_source_index, example_rng
 from nsad.synth.device import apply_plan, collate_plans, pack_plan
 from nsad.synth.nsa import NSA, PlannedPatch
 from nsad.synth.presets import Preset
@@ -144,7 +144,7 @@ class DevicePlanSet(SynthTrainingSet):
 
     def plan(self, epoch: int, index: int) -> tuple[np.ndarray, tuple[PlannedPatch, ...]]:
         """The destination view (H, W, C) and the plan of example ``index`` in ``epoch``."""
-        rng = np.random.default_rng([self.seed, epoch, index])
+        rng = example_rng(self.seed, epoch, index)
         dest = index % len(self.images)
         source = draw_source_index(rng, dest, len(self.images))
         image, image_object = self._view(rng, dest)

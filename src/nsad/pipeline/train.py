@@ -119,7 +119,9 @@ class TrainConfig:
         workers: data loader processes; None picks ``min(8, cpus - 1)``.
         examples_per_epoch: synthetic examples per epoch; default one per training image.
         intensity_jitter: the synthetic examples' random gain and shift (the preset's
-            ``intensity_jitter``, which None keeps: 0 for ``mvtec/`` presets, 0.2 for estimated ones).
+            ``intensity_jitter``, which None keeps).
+        standardize_input: the encoder-decoder standardises each input by its own statistics (the
+            preset's ``standardize_input``, which None keeps).
         max_minutes: time budget: the epochs that fit are planned from the first epoch's time and
             the cosine schedule anneals to ``lr_min`` over exactly those (:mod:`nsad.pipeline._budget`);
             None for no limit.
@@ -161,6 +163,7 @@ class TrainConfig:
     workers: int | None = None
     examples_per_epoch: int | None = None
     intensity_jitter: float | None = None
+    standardize_input: bool | None = None
     checkpoint_every: int = 10
     resume: bool = False
     progress: bool = True
@@ -363,8 +366,9 @@ def train(config: TrainConfig) -> Path:
         check_out_folder(out, config.resume, checkpoint)
     layout = find_dataset(config.data, config.category, require_test=False)
     choice = resolve_preset(config.preset, layout.category, list(layout.train))
-    preset = choice.preset if config.intensity_jitter is None else \
-        choice.preset.replace(intensity_jitter=config.intensity_jitter)
+    overrides = {name: getattr(config, name) for name in ("intensity_jitter", "standardize_input")
+                 if getattr(config, name) is not None}
+    preset = choice.preset.replace(**overrides)
     if preset.intensity_jitter and config.synth_device == "batch":
         raise ValueError(f"preset {preset.name} jitters intensities in the loader's synthesis (intensity_jitter "
                          f"{preset.intensity_jitter:g}); drop --synth-on-device or set --intensity-jitter 0")
@@ -410,8 +414,9 @@ def train(config: TrainConfig) -> Path:
         shared = f", {processes} processes of {per_process} examples per step" if processes > 1 else ""
         for line in choice.lines("train"):
             print(line, file=sys.stderr)
-        if config.intensity_jitter is not None:
-            say(f"intensity jitter {preset.intensity_jitter:g} (given with --intensity-jitter)")
+        for name, value in overrides.items():
+            shown = ("yes" if value else "no") if isinstance(value, bool) else f"{value:g}"
+            say(f"{name.replace('_', ' ')} {shown} (given with --{name.replace('_', '-')})")
         say(describe_geometry(transform))
         warning = holdout_warning(len(holdout_paths), config.target_fpr)
         if warning:  # after every check, so that a refused run prints its one error line only

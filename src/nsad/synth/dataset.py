@@ -15,6 +15,15 @@ from nsad.synth.objects import object_mask
 from nsad.synth.registry import Task
 
 
+def example_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
+    """The generator of example ``index`` of ``epoch``: the one place where (seed, epoch, index) becomes randomness.
+
+    Every training set of nsad draws each example from it, so an example does not depend on the
+    number of loader workers or on the order examples are asked for in.
+    """
+    return np.random.default_rng([seed, epoch, index])
+
+
 def draw_source_index(rng: np.random.Generator, index: int, count: int) -> int:
     """Draw the source image of an example: another of the ``count`` images than ``index``, uniformly.
 
@@ -79,7 +88,7 @@ class SynthDataset:
         """
         if not 0 <= index < self.length:
             raise IndexError(f"example index {index} out of range for {self.length} examples")
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+        rng = example_rng(self.seed, self.epoch, index)
         dest = index % len(self.images)
         source = draw_source_index(rng, dest, len(self.images))
         synth = self.task(self.images[dest], self.images[source], rng=rng,

@@ -53,6 +53,8 @@ class Preset:
             the full range applied to every synthetic training example (not its label), so that
             parts photographed brighter or darker than the training images are normal; 0 (the
             paper's, and every ``mvtec/`` preset's) for none. See :func:`~nsad.data.transforms.jitter_intensity`.
+        standardize_input: the encoder-decoder standardises each input by its own mean and
+            standard deviation (:attr:`nsad.models.NetConfig.standardize_input`); False for the paper's.
         name: the name the preset was selected by.
     """
 
@@ -75,6 +77,7 @@ class Preset:
     channels: int = 3
     normalization: Literal["imagenet", "unit"] = "imagenet"
     intensity_jitter: float = 0.0
+    standardize_input: bool = False
     name: str = "custom"
 
     def __post_init__(self) -> None:

@@ -74,6 +74,7 @@ from nsad.pipeline.methods._base import (
 )
 from nsad.postprocess import cutpaste_maps_and_scores
 from nsad.synth.cutpaste import CutPaste, CutPasteScar
+from nsad.synth.dataset import example_rng
 
 DENSITY_NAME = "density.safetensors"
 """The file in the run folder that holds the image and patch densities."""
@@ -205,7 +206,7 @@ class CutPasteTrainingSet(Dataset):
 
     def example(self, epoch: int, index: int) -> list[np.ndarray]:
         """The item's views as (h, w, C) images, one per class in class order."""
-        rng = np.random.default_rng([self.seed, epoch, index])
+        rng = example_rng(self.seed, epoch, index)
         image = apply_geometry(self.images[index % len(self.images)], sample_train_geometry(rng, self.transform))
         return [image if task is None else task(image, image, rng=rng).image for task in self.augment]
 

@@ -96,7 +96,8 @@ class SegmentationMethod(Method):
         module_type = DeviceSynthModule if setup.synth_device == "batch" else NSAModule
         module = module_type(in_channels=setup.preset.channels, label_kind=task.label_kind, lr=setup.lr,
                              lr_min=setup.lr_min, channels_last=True, lr_interval="epoch" if authors else "step",
-                             max_epochs=setup.epochs if authors else None, decoder="authors" if authors else "nsad")
+                             max_epochs=setup.epochs if authors else None, decoder="authors" if authors else "nsad",
+                             standardize_input=setup.preset.standardize_input)
         if setup.synth_device == "batch":
             module.device_synth = DeviceSynth.from_task(task, setup.preset)
         return module

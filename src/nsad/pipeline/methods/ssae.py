@@ -41,6 +41,7 @@ from nsad.data.transforms import TransformConfig, apply_geometry, sample_train_g
 from nsad.models.runfile import LoadedRun, RunFormatError
 from nsad.models.ssae import ERROR_KINDS, OBJECTIVES, SSAEModule, reconstruction_anomaly_map
 from nsad.pipeline.methods._base import Method, TrainSetup, check_number, check_positive, check_text
+from nsad.synth.dataset import example_rng
 from nsad.synth.elastic import ALPHA_PX, ElasticPatch
 from nsad.synth.presets import Preset
 
@@ -135,7 +136,7 @@ class ElasticTrainingSet(Dataset):
 
     def example(self, epoch: int, index: int) -> tuple[np.ndarray, Any]:
         """The clean view (h, w, C) and the :class:`~nsad.synth.elastic.ElasticSynth` made from it."""
-        rng = np.random.default_rng([self.seed, epoch, index])
+        rng = example_rng(self.seed, epoch, index)
         image = apply_geometry(self.images[index % len(self.images)], sample_train_geometry(rng, self.transform))
         return image, self.task(image, image, rng=rng)
 
