@@ -326,6 +326,16 @@ def test_evaluate_other_data_keeps_the_runs_metrics(run_copy, data):
     assert again.status == 0 and not (run_copy / "metrics-3.json").exists()
 
 
+def test_report_on_other_data_keeps_the_runs_report(run_copy, data):
+    assert nsad("report", "--run", run_copy).status == 0
+    before = snapshot(run_copy)
+    result = nsad("report", "--run", run_copy, "--data", data)
+    assert result.status == 0, result.err
+    after = snapshot(run_copy)
+    assert {k: v for k, v in after.items() if not k.endswith("report-2.html")} == before  # report.html kept
+    assert str(run_copy / "report-2.html") in after and str(run_copy / "report-2.html") in result.out + result.err
+
+
 def test_evaluate_test_set_without_anomalies(tiny_run, data):
     for folder in (data / "test").iterdir():
         if folder.name != "good":

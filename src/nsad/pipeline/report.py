@@ -29,6 +29,7 @@ from nsad.data.io import read_image
 from nsad.data.transforms import FrameConfig, describe_geometry
 from nsad.metrics import pro_curve, roc_curve
 from nsad.metrics.published import published_result
+from nsad.models.runfile import read_metadata
 from nsad.pipeline.evaluate import REPORT_FILE, TestSetScores, metrics_of, score_test_set
 from nsad.pipeline.scoring import Scorer
 from nsad.viz import HeatmapScale, heatmap_figure, run_scale, to_display
@@ -306,6 +307,15 @@ def _sem(text: str) -> str:
     return "n/a" if math.isnan(value) else f"{100 * value:.1f}"
 
 
+def default_report_path(run: Path, data: str | Path | None) -> Path:
+    """``run/report.html`` for the run's own test data; else the first of ``report-2.html``, ... that is free."""
+    trained_on = None if is_comparison(run) or data is None else read_metadata(run).training.get("data")
+    if trained_on is None or Path(data).resolve() == Path(trained_on).resolve():
+        return run / REPORT_FILE
+    stem, suffix = Path(REPORT_FILE).stem, Path(REPORT_FILE).suffix
+    return next(path for n in range(2, 1_000_000) if not (path := run / f"{stem}-{n}{suffix}").exists())
+
+
 def write_report(run: str | Path, data: str | Path | None = None, category: str | None = None,
                  out: str | Path | None = None, device: str | None = None, scorer: Scorer | None = None,
                  test: TestSetScores | None = None) -> Path:
@@ -315,7 +325,8 @@ def write_report(run: str | Path, data: str | Path | None = None, category: str 
         run: a run folder (``nsad train``) or a comparison folder (``nsad compare``).
         data: test data (default: the data the run was trained on); run folders only.
         category: category folder inside ``data``.
-        out: the HTML file (default ``RUN/report.html``).
+        out: the HTML file (default :func:`default_report_path`: ``RUN/report.html``, or for other
+            data than the run's the first free ``RUN/report-N.html``, so the run's own report stays).
         device: torch device for scoring.
         scorer: an already loaded scorer of ``run`` (``nsad evaluate`` passes it and ``test``, so the
             images are scored once).
@@ -326,7 +337,7 @@ def write_report(run: str | Path, data: str | Path | None = None, category: str 
             unreadable data (the message names the file).
     """
     run = Path(run)
-    out = run / REPORT_FILE if out is None else Path(out)
+    out = default_report_path(run, data) if out is None else Path(out)
     if is_comparison(run):
         text = render_comparison_report(run, device)
     else:
