@@ -47,22 +47,17 @@ def parse_score_rule(rule: str) -> tuple[str, float]:
         if not (value.isascii() and value.isdigit()) or int(value) < 1:
             raise ValueError(f"score rule {rule!r}: {name} needs a whole number of pixels >= 1, e.g. '{name}:64'")
         return name, float(int(value))
-    if name == "smoothmax":
+    ranges = {"smoothmax": (1000.0, "a blur in pixels in (0, 1000]", "smoothmax:4"),
+              "topk": (1.0, "a fraction in (0, 1]", "topk:0.01")}
+    if name in ranges:
+        high, what, example = ranges[name]
         try:
-            sigma = float(value)
+            number = float(value)
         except ValueError:
-            sigma = float("nan")
-        if not 0 < sigma <= 1000:
-            raise ValueError(f"score rule {rule!r}: smoothmax needs a blur in pixels in (0, 1000], e.g. 'smoothmax:4'")
-        return name, sigma
-    if name == "topk":
-        try:
-            fraction = float(value)
-        except ValueError:
-            fraction = float("nan")
-        if not 0 < fraction <= 1:
-            raise ValueError(f"score rule {rule!r}: topk needs a fraction in (0, 1], e.g. 'topk:0.01'")
-        return name, fraction
+            number = float("nan")
+        if not 0 < number <= high:
+            raise ValueError(f"score rule {rule!r}: {name} needs {what}, e.g. '{example}'")
+        return name, number
     raise ValueError(f"unknown score rule {rule!r}; choose 'mean' (the paper's), 'max', 'topk:F' "
                      "(e.g. topk:0.01), 'toppx:N' (e.g. toppx:100), 'smoothmax:S' (e.g. smoothmax:4), "
                      "'area:N' (e.g. area:64) or 'density' (CutPaste runs)")
