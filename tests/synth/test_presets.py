@@ -8,8 +8,9 @@ MVTEC = ["bottle", "cable", "capsule", "hazelnut", "metal_nut", "pill", "screw",
          "zipper", "carpet", "grid", "leather", "tile", "wood"]
 
 
-def test_only_estimated_presets_jitter_intensities():
-    assert all(get_preset(name).intensity_jitter == 0.0 for name in PRESET_NAMES)  # the paper's protocol
+def test_the_table_presets_keep_the_papers_input():
+    assert all(get_preset(name).intensity_jitter == 0.0 and not get_preset(name).standardize_input
+               for name in PRESET_NAMES)  # the paper's protocol
     with pytest.raises(ValueError, match="intensity_jitter"):
         get_preset("texture").replace(intensity_jitter=0.9)
 
@@ -92,7 +93,8 @@ def test_estimate_preset_on_a_texture_folder():
     assert preset.kind == "texture" and not preset.uses_object_mask and preset.mode == "mixed"
     assert (preset.channels, preset.normalization) == (1, "unit")  # grayscale stays one channel
     assert any("border is not plain" in note for note in choice.notes)
-    assert preset.intensity_jitter == 0.2 and any("intensity jitter 0.2" in note for note in choice.notes)
+    assert preset.standardize_input and preset.intensity_jitter == 0.0
+    assert any("standardised" in note for note in choice.notes)
 
 
 def test_estimate_preset_on_an_object_folder():

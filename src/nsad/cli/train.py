@@ -78,11 +78,11 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
                              "folders, which otherwise give one step per epoch")
     parser.add_argument("--intensity-jitter", type=float, metavar="J",
                         help="random gain 1 +- J and shift +- J/2 of the range of every synthetic training example, "
-                             "so brighter or darker parts are normal; 0 for none (default: the preset's: 0 for "
-                             "mvtec/CLASS, the paper's; 0.2 for presets estimated from the data)")
+                             "so brighter or darker parts are normal; 0 for none (default: the preset's, 0)")
     parser.add_argument("--standardize-input", type=_yes_no, metavar="yes|no",
                         help="the encoder-decoder standardises each input by its own mean and standard deviation, "
-                             "so its maps do not follow a part's brightness (default: the preset's)")
+                             "so its maps do not follow a part's brightness (default: the preset's: yes for presets "
+                             "estimated from the data, no for mvtec/CLASS, the paper's)")
     parser.add_argument("--epochs", type=integer(1),
                         help="training epochs (default: the preset's, e.g. 320 for bottle)")
     parser.add_argument("--batch-size", type=integer(1), default=64,
