@@ -3,7 +3,7 @@
 - ``nsa-logistic``, ``nsa-binary``, ``nsa-continuous``: NSA with its three labels (NSA paper,
   Sec. 3.3, eqs. 13-14), with the ``authors`` variant (:mod:`nsad.variants`);
 - ``cutpaste-e2e``: CutPaste's patches blended by NSA's machinery and learned end to end
-  (the NSA paper's baseline, Sec. 4.2);
+  (a baseline of the NSA paper);
 - ``fpi``, ``pii``: Foreign Patch Interpolation (Tan et al. 2020) and Poisson Image Interpolation
   (Tan et al. 2021).
 
