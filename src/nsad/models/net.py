@@ -118,9 +118,12 @@ def standardize(images: torch.Tensor) -> torch.Tensor:
         >>> x.flatten().tolist(), standardize(2 * torch.tensor([[[[1.0, 3.0]]]]) + 5).flatten().tolist()
         ([-1.0, 1.0], [-1.0, 1.0])
     """
-    mean = images.mean(dim=(2, 3), keepdim=True)
-    std = images.std(dim=(2, 3), keepdim=True, unbiased=False)
-    return (images - mean) / std.clamp_min(STANDARDIZE_EPS)
+    # statistics in float64 (Apple's MPS has none), so that torch and ONNX Runtime agree on them: 100 times
+    # closer maps between the exported model and the run on KolektorSDD than with float32 statistics
+    exact = images if images.device.type == "mps" else images.double()
+    mean = exact.mean(dim=(2, 3), keepdim=True)
+    std = exact.std(dim=(2, 3), keepdim=True, unbiased=False).clamp_min(STANDARDIZE_EPS)
+    return ((exact - mean) / std).to(images.dtype)
 
 
 def logits_to_anomaly_map(logits: torch.Tensor, label_kind: LabelKind) -> torch.Tensor:
