@@ -43,3 +43,26 @@ def assert_metrics_match_sklearn(report: dict, run: Path, data: Path | None = No
         assert report["metrics"]["pixel_auroc"] == pytest.approx(expected, abs=1e-9)
     else:
         assert "pixel_auroc" not in report["metrics"]
+
+
+def quiet_trainer(tmp_path: Path, **options):
+    """A Lightning Trainer on the CPU without logger, checkpoints, progress bar or summary (``options`` override)."""
+    import lightning as L
+
+    defaults = dict(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                    enable_model_summary=False, default_root_dir=tmp_path)
+    return L.Trainer(**{**defaults, **options})
+
+
+def lr_recorder():
+    """A Lightning callback whose ``lrs`` lists the first optimiser's learning rate at every training step."""
+    import lightning as L
+
+    class LrRecorder(L.Callback):
+        def __init__(self):
+            self.lrs = []
+
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            self.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    return LrRecorder()

@@ -1,12 +1,12 @@
 import math
 
-import lightning as L
 import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from nsad.models.module import NSAModule
 from nsad.models.net import NetConfig
+from run_checks import lr_recorder, quiet_trainer
 
 pytestmark = pytest.mark.filterwarnings("ignore:You defined a `validation_step` but have no `val_dataloader`")
 
@@ -27,26 +27,6 @@ class RandomSegmentation(Dataset):
         return {"image": self.images[index], "label": self.labels[index]}
 
 
-class LrRecorder(L.Callback):
-    def __init__(self):
-        self.lrs = []
-
-    def on_train_batch_start(self, trainer, module, batch, batch_idx):
-        self.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
-
-
-def make_trainer(tmp_path, **options):
-    defaults = dict(
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-    )
-    return L.Trainer(**{**defaults, **options})
-
-
 @pytest.mark.parametrize(
     "label_kind, channels, precision, channels_last",
     [
@@ -60,7 +40,7 @@ def test_trains_a_few_steps_with_finite_loss(tmp_path, label_kind, channels, pre
     torch.manual_seed(0)
     module = NSAModule(in_channels=channels, label_kind=label_kind, channels_last=channels_last)
     before = module.net.head.weight.detach().clone()
-    trainer = make_trainer(tmp_path, max_steps=3, precision=precision)
+    trainer = quiet_trainer(tmp_path, max_steps=3, precision=precision)
     trainer.fit(
         module, DataLoader(RandomSegmentation(channels=channels, label_kind=label_kind), batch_size=2)
     )
@@ -72,8 +52,8 @@ def test_trains_a_few_steps_with_finite_loss(tmp_path, label_kind, channels, pre
 
 def test_step_schedule_runs_cosine_from_lr_to_lr_min(tmp_path):
     module = NSAModule(lr=1e-3, lr_min=1e-6)
-    recorder = LrRecorder()
-    trainer = make_trainer(tmp_path, max_epochs=2, callbacks=[recorder], limit_train_batches=3)
+    recorder = lr_recorder()
+    trainer = quiet_trainer(tmp_path, max_epochs=2, callbacks=[recorder], limit_train_batches=3)
     trainer.fit(module, DataLoader(RandomSegmentation(n=6, size=32), batch_size=2))
     total = 6  # 2 epochs x 3 batches
     expected = [1e-6 + (1e-3 - 1e-6) * (1 + math.cos(math.pi * t / total)) / 2 for t in range(total)]
@@ -83,8 +63,8 @@ def test_step_schedule_runs_cosine_from_lr_to_lr_min(tmp_path):
 
 def test_epoch_schedule_steps_once_per_epoch(tmp_path):
     module = NSAModule(lr_interval="epoch", max_epochs=3)
-    recorder = LrRecorder()
-    trainer = make_trainer(tmp_path, max_epochs=3, callbacks=[recorder], limit_train_batches=2)
+    recorder = lr_recorder()
+    trainer = quiet_trainer(tmp_path, max_epochs=3, callbacks=[recorder], limit_train_batches=2)
     trainer.fit(module, DataLoader(RandomSegmentation(n=4, size=32), batch_size=2))
     per_epoch = [1e-6 + (1e-3 - 1e-6) * (1 + math.cos(math.pi * e / 3)) / 2 for e in range(3)]
     assert recorder.lrs == pytest.approx([lr for lr in per_epoch for _ in range(2)], rel=1e-6)
@@ -92,7 +72,7 @@ def test_epoch_schedule_steps_once_per_epoch(tmp_path):
 
 
 def test_epoch_schedule_needs_a_length(tmp_path):
-    trainer = make_trainer(tmp_path, max_steps=2)  # Lightning then sets max_epochs to -1
+    trainer = quiet_trainer(tmp_path, max_steps=2)  # Lightning then sets max_epochs to -1
     with pytest.raises(ValueError, match=r"lr_interval='epoch' needs the schedule length"):
         trainer.fit(NSAModule(lr_interval="epoch"), DataLoader(RandomSegmentation(size=32), batch_size=2))
 
@@ -119,12 +99,12 @@ def test_predict_and_anomaly_map(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(maps, torch.sigmoid(module.eval()(images)[:, 0]))
 
-    trainer = make_trainer(tmp_path)
+    trainer = quiet_trainer(tmp_path)
     dataset = RandomSegmentation(n=3, size=64)
     predictions = trainer.predict(module, DataLoader(dataset, batch_size=2))
     assert [tuple(p.shape) for p in predictions] == [(2, 64, 64), (1, 64, 64)]
     assert all(p.dtype == torch.float32 for p in predictions)
-    bf16_predictions = make_trainer(tmp_path, precision="bf16-mixed").predict(
+    bf16_predictions = quiet_trainer(tmp_path, precision="bf16-mixed").predict(
         module, DataLoader(dataset, batch_size=3)
     )
     assert bf16_predictions[0].dtype == torch.float32
@@ -132,7 +112,7 @@ def test_predict_and_anomaly_map(tmp_path):
 
 
 def test_validation_logs_val_loss(tmp_path):
-    trainer = make_trainer(
+    trainer = quiet_trainer(
         tmp_path, max_epochs=1, limit_train_batches=1, limit_val_batches=1, num_sanity_val_steps=0
     )
     loader = DataLoader(RandomSegmentation(size=32), batch_size=2)

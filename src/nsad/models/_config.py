@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
 ConfigT = TypeVar("ConfigT", bound="JsonConfig")
+
+
+def finite_floats(value: Any, length: int) -> tuple[float, ...] | None:
+    """``value`` as ``length`` floats when it is a sequence of that many finite real numbers, else None."""
+    if isinstance(value, str) or not isinstance(value, Sequence) or len(value) != length:
+        return None
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value):
+        return None
+    return tuple(float(v) for v in value)
 
 
 class JsonConfig:

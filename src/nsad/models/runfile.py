@@ -39,6 +39,7 @@ from torch import nn
 import nsad
 from nsad._checks import check_choice
 from nsad.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from nsad.models._config import finite_floats
 from nsad.models.cutpaste import CutPasteConfig, CutPasteNet
 from nsad.models.net import LABEL_KINDS, AnomalyNet, NetConfig
 from nsad.models.ssae import SSAEConfig, SSAENet
@@ -85,16 +86,10 @@ def _pair(name: str, value: Any, allow_none: bool = True) -> tuple[int, int] | N
 
 
 def _floats(name: str, value: Any, length: int) -> tuple[float, ...]:
-    if (
-        isinstance(value, str)
-        or not isinstance(value, Sequence)
-        or len(value) != length
-        or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value
-        )
-    ):
+    floats = finite_floats(value, length)
+    if floats is None:
         raise ValueError(f"{name} must hold {length} finite numbers (one per input channel), got {value!r}")
-    return tuple(float(v) for v in value)
+    return floats
 
 
 @dataclass(frozen=True)

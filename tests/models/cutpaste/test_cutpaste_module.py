@@ -2,12 +2,12 @@
 
 import math
 
-import lightning as L
 import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from nsad.models.cutpaste import CutPasteModule
+from run_checks import lr_recorder, quiet_trainer
 
 SMALL_HEAD = (32, 16)
 
@@ -27,29 +27,12 @@ class RandomClasses(Dataset):
         return {"image": self.images[index], "target": self.targets[index]}
 
 
-class LrRecorder(L.Callback):
-    def __init__(self):
-        self.lrs = []
-
-    def on_train_batch_start(self, trainer, module, batch, batch_idx):
-        self.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
-
-
 @pytest.mark.parametrize("num_classes", [2, 3], ids=["binary", "3way"])
 def test_module_trains_a_few_steps(tmp_path, num_classes):
     torch.manual_seed(0)
     module = CutPasteModule(num_classes=num_classes, head_dims=SMALL_HEAD)
-    recorder = LrRecorder()
-    trainer = L.Trainer(
-        max_steps=3,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-        callbacks=[recorder],
-    )
+    recorder = lr_recorder()
+    trainer = quiet_trainer(tmp_path, max_steps=3, callbacks=[recorder])
     before = [p.detach().clone() for p in module.parameters()]
     trainer.fit(module, DataLoader(RandomClasses(num_classes=num_classes), batch_size=3))
     loss = trainer.callback_metrics["train_loss_step"]

@@ -2,12 +2,12 @@
 
 import math
 
-import lightning as L
 import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from nsad.models.ssae import SSAEModule
+from run_checks import quiet_trainer
 
 pytestmark = pytest.mark.filterwarnings("ignore:You defined a `validation_step` but have no `val_dataloader`")
 
@@ -42,15 +42,7 @@ class RandomDistortions(Dataset):
 def test_module_trains_a_few_steps(tmp_path, objective, with_change):
     torch.manual_seed(0)
     module = SSAEModule(objective=objective, **TINY)
-    trainer = L.Trainer(
-        max_steps=3,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-    )
+    trainer = quiet_trainer(tmp_path, max_steps=3)
     before = [p.detach().clone() for p in module.parameters()]
     trainer.fit(module, DataLoader(RandomDistortions(with_change=with_change), batch_size=2))
     assert math.isfinite(float(trainer.callback_metrics["train_loss_step"]))

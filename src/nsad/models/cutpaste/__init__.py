@@ -16,15 +16,9 @@ grid (the paper: 64x64 patches with stride 4 on 256x256 images) is embedded and 
 Gaussian smoothing propagates the score to every pixel" (:func:`patch_anomaly_map`). The image
 score of the patch model is the maximum patch score (Fig. 1, "spatial max-pooling").
 
-Architecture (:class:`CutPasteNet`), following the paper and its appendix as widely reproduced:
-
-- Encoder: torchvision's ``resnet18(weights=None)``, trained from scratch (the paper's 95.2 image
-  AUROC is from scratch), with its global average pooling: a 512-d vector per image. For one
-  input channel ``conv1`` is replaced by a 1-channel convolution of the same shape.
-- Projection head: an MLP, each layer ``Linear -> BatchNorm1d -> ReLU``, with widths
-  ``head_dims`` (default ``512 x 8, 128``: eight 512-unit layers and a 128-unit layer, as in the
-  authors' code base for one-class representation learning that CutPaste builds on).
-- Classifier: one linear layer from the head's output to ``num_classes`` logits.
+Architecture (:class:`CutPasteNet`, following the paper and its appendix as widely reproduced): a
+ResNet-18 encoder trained from scratch, an MLP projection head and a linear classifier, described
+in :mod:`~nsad.models.cutpaste.net`.
 
 Which representation feeds the density estimator: the paper writes ``f`` without naming the layer.
 We use the 512-d pooled encoder output (``layer="encoder"``, the default), the representation

@@ -9,7 +9,6 @@ inside ``forward`` so that callers keep passing [0, 1] images.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -18,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nsad.models._config import JsonConfig
+from nsad.models._config import JsonConfig, finite_floats
 
 STRIDE = 8
 """Total downsampling of the encoder (three 2x2 max-poolings); inputs are padded to a multiple of it."""
@@ -38,16 +37,10 @@ def _int_tuple(name: str, value: Any, min_len: int = 1) -> tuple[int, ...]:
 def _float_tuple_or_none(name: str, value: Any, length: int) -> tuple[float, ...] | None:
     if value is None:
         return None
-    if (
-        isinstance(value, str)
-        or not isinstance(value, Sequence)
-        or len(value) != length
-        or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value
-        )
-    ):
+    floats = finite_floats(value, length)
+    if floats is None:
         raise ValueError(f"{name} must be None or {length} finite numbers (one per channel), got {value!r}")
-    return tuple(float(v) for v in value)
+    return floats
 
 
 @dataclass(frozen=True)
