@@ -32,9 +32,15 @@ COMMON=(--data "$DATA" --epochs "$EPOCHS" --image-size "$IMAGE_SIZE" --batch-siz
 
 mkdir -p "$OUT"
 echo "variants_bottle: $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg), into $OUT"
-for variant in paper authors; do
-    "$NSAD" compare "${COMMON[@]}" --methods nsa-logistic --seeds "$SEEDS" --variant "$variant" \
-        --precision "$PRECISION" --out "$OUT/$variant"
+# Seed by seed, both variants each time, so that an interrupted measurement still compares them.
+IFS=, read -ra SEED_LIST <<< "$SEEDS"
+SEEDS_SO_FAR=
+for seed in "${SEED_LIST[@]}"; do
+    SEEDS_SO_FAR=${SEEDS_SO_FAR:+$SEEDS_SO_FAR,}$seed
+    for variant in paper authors; do
+        "$NSAD" compare "${COMMON[@]}" --methods nsa-logistic --seeds "$SEEDS_SO_FAR" --variant "$variant" \
+            --precision "$PRECISION" --out "$OUT/$variant"
+    done
 done
 if [ "$FP32" = 1 ]; then
     FP32_RUN=$OUT/fp32/nsa-logistic/seed0
