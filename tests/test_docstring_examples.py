@@ -24,6 +24,7 @@ def _examples(name: str) -> list[doctest.DocTest]:
 
 EXAMPLES = {name: tests for name in MODULES if (tests := _examples(name))}
 DOCUMENTED = {
+    "nsad._options",
     "nsad.data.transforms",
     "nsad.metrics.aggregate",
     "nsad.metrics.aupro",
@@ -35,6 +36,7 @@ DOCUMENTED = {
     "nsad.models.net",
     "nsad.models.ssae.loss",
     "nsad.models.ssae.net",
+    "nsad.pipeline.datasets",
     "nsad.postprocess",
     "nsad.synth.cutpaste",
     "nsad.synth.device",

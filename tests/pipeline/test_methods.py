@@ -11,8 +11,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from nsad._options import key_values
 from nsad.cli import main
-from nsad.cli.train import parse_options
 from nsad.data.folder import find_dataset, sample_data_path
 from nsad.data.io import read_image, write_image
 from nsad.data.transforms import TransformConfig, apply_test_transform, to_tensor_normalized
@@ -216,14 +216,14 @@ def test_ssae_objective_1_through_the_command_line(sample, tmp_path, capsys):
 # ---- options and errors ----
 
 
-def test_parse_options_reads_json_values():
-    assert parse_options(["objective=1", "lam=0.25", "brightness=[0.8, 1.2]", "layer=head", "x="]) == {
+def test_option_values_are_read_as_json():
+    assert key_values(["objective=1", "lam=0.25", "brightness=[0.8, 1.2]", "layer=head", "x="]) == {
         "objective": 1, "lam": 0.25, "brightness": [0.8, 1.2], "layer": "head", "x": ""}
-    assert parse_options(None) == {}
+    assert key_values(None) == {}
     with pytest.raises(ValueError, match="--option takes KEY=VALUE, got 'objective'"):
-        parse_options(["objective"])
+        key_values(["objective"])
     with pytest.raises(ValueError, match="--option lam is given twice"):
-        parse_options(["lam=0.1", "lam=0.2"])
+        key_values(["lam=0.1", "lam=0.2"])
 
 
 @pytest.mark.parametrize("method, options, match", [
@@ -252,7 +252,7 @@ def test_patches_that_do_not_fit_fail_before_training(sample, tmp_path):
 
 
 def test_every_method_is_one_entry_that_scores_and_exports_its_runs():
-    from nsad.cli.train import METHOD_HELP
+    from nsad.config import METHOD_HELP
     from nsad.pipeline.export import GRAPHS
     from nsad.pipeline.methods import METHODS, SCORING_MODELS, method_help
     from nsad.pipeline.train import ALL_METHODS, SEGMENTATION_METHODS, VARIANT_METHODS

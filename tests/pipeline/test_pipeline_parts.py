@@ -1,8 +1,12 @@
+import dataclasses
+import warnings
+
 import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from nsad.config import TrainConfig
 from nsad.data.transforms import TransformConfig
 from nsad.pipeline._checkpoint import AtomicCheckpointIO
 from nsad.pipeline._sampling import EpochSampler, one_thread_for_loading
@@ -113,3 +117,21 @@ def test_small_defect_score_rules():
     centre = np.zeros((1, 40, 70), np.float32)
     centre[0, 10:14, 30:34] = 1.0
     assert image_scores(edge, "smoothmax:2")[0] == pytest.approx(image_scores(centre, "smoothmax:2")[0], rel=0.05)
+
+
+def test_bf16_on_a_cpu_without_avx512_is_flagged(tmp_path, monkeypatch):
+    from nsad.pipeline.train import CheckpointOnInterrupt, make_trainer, slow_precision_warning
+
+    assert slow_precision_warning("bf16-mixed", "cpu", "AVX2") and slow_precision_warning("bf16-true", "cpu", "DEFAULT")
+    assert slow_precision_warning("bf16-mixed", "cpu", "AVX512") is None  # native or fast emulated kernels
+    assert slow_precision_warning("bf16-mixed", "cuda", "AVX2") is None
+    assert slow_precision_warning("32-true", "cpu", "AVX2") is None
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    config = TrainConfig(data=tmp_path, out=tmp_path / "run", accelerator="cpu", progress=False)
+    with pytest.warns(UserWarning, match="bf16-mixed on this CPU .AVX2.*4x slower than 32-true"):
+        make_trainer(dataclasses.replace(config, precision="bf16-mixed"), 1, tmp_path / "run",
+                     CheckpointOnInterrupt(tmp_path / "c.ckpt"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        make_trainer(config, 1, tmp_path / "run", CheckpointOnInterrupt(tmp_path / "c.ckpt"))  # 32-true: silent
+    assert not [w for w in caught if "bf16" in str(w.message)]

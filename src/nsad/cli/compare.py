@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nsad.cli._types import integer
-from nsad.cli.train import METHOD_HELP, add_training_options, config_from_args, parse_options
+from nsad._options import integer, values_from_args
+from nsad.cli.train import add_training_options, config_from_args
+from nsad.config import METHOD_HELP, TrainConfig
 
 TABLE_MD, TABLE_CSV, FIGURE = "comparison.md", "comparison.csv", "heatmaps.png"  # as nsad.pipeline.compare writes
 
@@ -37,12 +38,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         f"kept: run it again to continue an interrupted comparison.",
     )
     parser.add_argument(
-        "--data",
-        required=True,
-        type=Path,
-        help="an MVTec AD category folder, a data set root with --category, or a plain layout with test/",
-    )
-    parser.add_argument(
         "--methods", required=True, type=_names, help=f"comma-separated methods: {METHOD_HELP}"
     )
     parser.add_argument(
@@ -67,9 +62,8 @@ def run(args: argparse.Namespace) -> int:
     """Run the comparison and print its table."""
     from nsad.pipeline.compare import compare, markdown_table
 
+    settings = values_from_args(args, TrainConfig)
     base = config_from_args(args, method=args.methods[0] if args.methods else "nsa-logistic", options={})
-    result = compare(
-        base, args.methods, args.seeds, args.out, parse_options(args.option), args.heatmap_images, args.device
-    )
+    result = compare(base, args.methods, args.seeds, args.out, settings["options"], args.heatmap_images, args.device)
     print(markdown_table(result))
     return 0

@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from nsad.cli._types import integer
+from nsad._options import integer
 from nsad.data.folder import sample_data_path
 
 DEMO_IMAGE_SIZE = 128

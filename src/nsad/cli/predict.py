@@ -7,7 +7,7 @@ import math
 import sys
 from pathlib import Path
 
-from nsad.cli._types import integer, number
+from nsad._options import integer, number
 
 SCORES_FILE, REGIONS_FILE, UNREADABLE_FILE = "scores.csv", "regions.json", "unreadable.csv"  # as predict writes them
 SKIPPED_STATUS = 3

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from nsad._checks import check_new_folder
-from nsad.cli._types import integer
+from nsad._options import integer
 from nsad.data.folder import find_dataset
 from nsad.data.io import normal_image_paths, read_image, write_image
 from nsad.data.transforms import ENLARGED_WARNING, Geometry, apply_geometry

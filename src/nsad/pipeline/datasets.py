@@ -40,6 +40,18 @@ CONTINUOUS_LABEL_SCALE = 1.0 / 255.0
 """Continuous labels (8-bit levels) are trained in units of the full intensity range."""
 
 
+def training_label_scale(label_kind: str) -> float:
+    """The factor a task's labels are trained at: :data:`CONTINUOUS_LABEL_SCALE` for ``continuous``, else 1.
+
+    The one place the label scale is decided, for the loaders' examples and those made on the device.
+
+    Example:
+        >>> training_label_scale("continuous") * 255, training_label_scale("bounded")
+        (1.0, 1.0)
+    """
+    return CONTINUOUS_LABEL_SCALE if label_kind == "continuous" else 1.0
+
+
 def load_training_images(paths: Sequence[Path], config: TransformConfig | FrameConfig) -> list[np.ndarray]:
     """Read the normal images once and resize them to the training frame (:func:`training_frame_hw`).
 
@@ -91,7 +103,7 @@ class SynthTrainingSet(Dataset):
         self.length = len(self.images) if length is None else int(length)
         self.objects = ([object_mask(image, preset.background, preset.t_brightness) for image in self.images]
                         if preset.uses_object_mask and getattr(task, "preset", None) is not None else None)
-        self.label_scale = CONTINUOUS_LABEL_SCALE if task.label_kind == "continuous" else 1.0
+        self.label_scale = training_label_scale(task.label_kind)
 
     def __len__(self) -> int:
         return self.length

@@ -22,16 +22,16 @@ import numpy as np
 import torch
 
 from nsad._checks import check_choice
-from nsad.data.transforms import IMAGENET_MEAN, IMAGENET_STD, NORMALIZATIONS, TransformConfig
+from nsad.config import SYNTH_DEVICES
+from nsad.data.transforms import NORMALIZATIONS, TransformConfig
 from nsad.models.module import DeviceSynthModule
-from nsad.pipeline.datasets import CONTINUOUS_LABEL_SCALE, SynthTrainingSet
+from nsad.models.normalize import Normalize
+from nsad.pipeline.datasets import SynthTrainingSet, training_label_scale
 from nsad.synth.dataset import draw_source_index, example_rng
 from nsad.synth.device import apply_plan, collate_plans, pack_plan
 from nsad.synth.nsa import NSA, PlannedPatch
 from nsad.synth.presets import Preset
 
-SYNTH_DEVICES = ("cpu", "batch")
-"""Where training examples are made: ``cpu`` (in the loader workers) or ``batch`` (on the training device)."""
 DEVICE_TASKS = ("nsa-logistic", "nsa-binary", "nsa-continuous", "cutpaste-nsa")
 """Synthetic tasks that can be made on the device (the :class:`~nsad.synth.nsa.NSA` ones)."""
 
@@ -48,7 +48,7 @@ class DeviceSynth:
         y0, k: the logistic's midpoint and slope in 8-bit levels.
         normalization: ``imagenet`` or ``unit`` (see :func:`~nsad.data.transforms.to_tensor_normalized`).
         channels: channels the network takes, 1 or 3 (a gray image is replicated to 3).
-        label_scale: factor applied to the labels (continuous labels train in units of 255 levels).
+        label_scale: factor applied to the labels (:func:`~nsad.pipeline.datasets.training_label_scale`).
         group_ratio: patches within this size ratio share a blending call (see ``apply_plan``).
     """
 
@@ -79,10 +79,9 @@ class DeviceSynth:
         if not isinstance(task, NSA):
             raise TypeError(f"synthetic examples can be made on the device for the NSA tasks {list(DEVICE_TASKS)} "
                             f"only, got {type(task).__name__}")
-        scale = CONTINUOUS_LABEL_SCALE if task.label_kind == "continuous" else 1.0
         return cls(mode="paste" if task.paste else (task.mode or task.preset.mode), label=task.label,
                    y0=task.preset.y0, k=task.preset.k, normalization=preset.normalization, channels=preset.channels,
-                   label_scale=scale, group_ratio=group_ratio)
+                   label_scale=training_label_scale(task.label_kind), group_ratio=group_ratio)
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) uint8/uint16 -> float32 network input, as ``to_tensor_normalized`` does per image.
@@ -97,11 +96,7 @@ class DeviceSynth:
         x = images.to(torch.float32) * float(np.float32(1.0 / top))
         if x.shape[1] != self.channels:
             x = x.expand(-1, self.channels, -1, -1)
-        if self.normalization == "imagenet":
-            mean = torch.from_numpy(IMAGENET_MEAN).to(x.device)[None, :, None, None]
-            std = torch.from_numpy(IMAGENET_STD).to(x.device)[None, :, None, None]
-            x = (x - mean) / std
-        return x.contiguous()
+        return Normalize(self.normalization, self.channels).to(x.device)(x).contiguous()
 
     def __call__(self, batch: Mapping[str, Any]) -> dict[str, Any]:
         """Finish a batch of :class:`DevicePlanSet` on its device: ``{image, plan, ...} -> {image, label, ...}``.

@@ -32,10 +32,11 @@ import torch
 from torch import nn
 
 import nsad
-from nsad.data.transforms import IMAGENET_MEAN, IMAGENET_STD, test_input_hw
+from nsad.data.transforms import test_input_hw
 from nsad.deploy.spec import DENSITY_NAME, MODEL_NAME, OUTPUTS, SPEC_NAME, DeploySpec, write_spec
 from nsad.models.cutpaste import CutPasteNet
 from nsad.models.net import logits_to_anomaly_map
+from nsad.models.normalize import Normalize
 from nsad.models.ssae import reconstruction_anomaly_map
 from nsad.pipeline.methods.cutpaste import CutPasteScorer
 from nsad.pipeline.methods.ssae import SSAEScorer
@@ -46,22 +47,6 @@ OPSET = 18
 INPUT_NAME = "image"
 CHECK_TOLERANCE = 1e-3
 """Largest relative difference between ONNX Runtime and torch on the check batch before export fails."""
-
-
-class Normalize(nn.Module):
-    """``(x - mean) / std`` per channel with ImageNet's statistics, or nothing for ``unit``."""
-
-    def __init__(self, normalization: str, channels: int) -> None:
-        super().__init__()
-        self.active = normalization == "imagenet"
-        if self.active and channels != 3:
-            raise ValueError("imagenet normalisation needs 3 channels")
-        self.register_buffer("mean", torch.from_numpy(IMAGENET_MEAN.copy()).reshape(1, -1, 1, 1))
-        self.register_buffer("std", torch.from_numpy(IMAGENET_STD.copy()).reshape(1, -1, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalised images."""
-        return (x - self.mean) / self.std if self.active else x
 
 
 class SegmentationGraph(nn.Module):

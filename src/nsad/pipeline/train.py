@@ -25,10 +25,7 @@ import shutil
 import sys
 import time
 import warnings
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import lightning as L
 import numpy as np
@@ -39,12 +36,11 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch.utils.data import DataLoader
 
-from nsad._checks import check_choice, check_range
+from nsad.config import TrainConfig
 from nsad.data.folder import find_dataset, image_size
 from nsad.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
-    PROTOCOLS,
     FrameConfig,
     TransformConfig,
     describe_geometry,
@@ -63,15 +59,10 @@ from nsad.pipeline._runfolder import (
 )
 from nsad.pipeline._sampling import EpochSampler, one_thread_for_loading
 from nsad.pipeline.datasets import load_training_images
-from nsad.pipeline.device_synth import (
-    SYNTH_DEVICES,
-    collate_plans,
-)
+from nsad.pipeline.device_synth import collate_plans
 from nsad.pipeline.methods import METHODS, Method, TrainSetup
 from nsad.pipeline.scoring import Scorer
-from nsad.postprocess import parse_score_rule
 from nsad.synth.presets import Preset, resolve_preset
-from nsad.variants import DEFAULT_VARIANT, check_variant
 from nsad.viz.scale import fit_scale
 
 SEGMENTATION_METHODS: dict[str, str] = {name: m.task for name, m in METHODS.items() if m.model == "anomaly-net"}
@@ -83,145 +74,6 @@ ALL_METHODS: tuple[str, ...] = tuple(METHODS)
 """Every method of ``nsad train``: the segmentation methods, CutPaste (two-stage) and Bauer's ``ssae``."""
 
 CHECKPOINT = "last.ckpt"
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything ``nsad train`` needs; defaults are the paper's protocol.
-
-    Attributes:
-        data: an MVTec AD category folder, a data set root (with ``category``), or a plain layout.
-        out: the run folder to write.
-        category: category name inside ``data``; also selects the preset ``mvtec/<category>``.
-        method: one of :data:`ALL_METHODS`.
-        preset: preset name; default ``mvtec/<category>`` when it exists, else estimated from the
-            training images (:func:`nsad.synth.presets.resolve_preset`).
-        protocol: ``paper`` (square resize, centre crop, zero outside: the NSA paper's) or ``whole``
-            (aspect kept, random crops, the whole frame scored: :class:`~nsad.data.transforms.FrameConfig`);
-            None for ``paper`` with the ``mvtec/<class>`` presets and ``whole`` otherwise. The
-            CutPaste methods and ``ssae`` use the paper's.
-        tile: train and score at the images' own resolution on square tiles of this side (a
-            multiple of 32; ``whole`` protocol), stitched with blended overlaps; None to resize.
-        tile_overlap: pixels neighbouring tiles share; default a quarter of the tile.
-        epochs: training epochs; default the preset's (320 for bottle).
-        seed: seeds the model's initialisation and every synthetic example.
-        batch_size: examples per step (paper: 64).
-        image_size: side images are resized to (paper: 256); crops scale with it. The ``whole``
-            protocol keeps the pixel count ``image_size ** 2`` instead.
-        lr, lr_min: the cosine schedule's ends (paper: 1e-3 to 1e-6).
-        holdout: fraction of normal images kept out of training to calibrate the threshold.
-        target_fpr: false-positive rate on held-out normal images the threshold is set for.
-        score_rule: image score: ``mean`` (paper), ``max``, ``topk:F``, ``area:N`` or ``density``
-            (CutPaste); None for the method's own (``mean``; ``density`` for CutPaste, ``area:N``
-            for ``ssae``).
-        accelerator, devices, strategy, precision, num_nodes: passed to Lightning's Trainer;
-            precision None means ``bf16-mixed`` on CUDA and ``32-true`` on the CPU.
-        workers: data loader processes; None picks ``min(8, cpus - 1)``.
-        examples_per_epoch: synthetic examples per epoch; default one per training image.
-        intensity_jitter: the synthetic examples' random gain and shift (the preset's
-            ``intensity_jitter``, which None keeps).
-        standardize_input: the encoder-decoder standardises each input by its own statistics (the
-            preset's ``standardize_input``, which None keeps).
-        max_minutes: time budget: the epochs that fit are planned from the first epoch's time and
-            the cosine schedule anneals to ``lr_min`` over exactly those (:mod:`nsad.pipeline._budget`);
-            None for no limit.
-        checkpoint_every: epochs between checkpoints.
-        resume: continue from ``out/checkpoints/last.ckpt``.
-        progress: show Lightning's progress bar.
-        options: the method's own options (CutPaste and ``ssae`` only, see their options classes
-            in :mod:`nsad.pipeline.methods`); unknown keys are an error.
-        synth_device: where the synthetic examples are made: ``cpu`` (in the loader workers) or
-            ``batch`` (the workers draw each example's plan, the training device blends and labels
-            the whole batch after its transfer; NSA methods only, see :mod:`nsad.pipeline.device_synth`).
-        variant: ``paper`` (the paper's text) or ``authors`` (the authors' code: their patch
-            geometry and label region, rotation and texture flips, network and per-epoch
-            schedule; :mod:`nsad.variants`); the NSA methods of :data:`VARIANT_METHODS` only.
-
-    The network always runs channels-last: faster on this kind of CPU (see the README) and the
-    layout tensor cores prefer.
-    """
-
-    data: Path
-    out: Path
-    category: str | None = None
-    method: str = "nsa-logistic"
-    preset: str | None = None
-    epochs: int | None = None
-    seed: int = 0
-    batch_size: int = 64
-    image_size: int = 256
-    lr: float = 1e-3
-    lr_min: float = 1e-6
-    holdout: float = 0.1
-    target_fpr: float = 0.01
-    score_rule: str | None = None
-    accelerator: str = "auto"
-    devices: str | int = "auto"
-    strategy: str = "auto"
-    precision: str | None = None
-    num_nodes: int = 1
-    workers: int | None = None
-    examples_per_epoch: int | None = None
-    intensity_jitter: float | None = None
-    standardize_input: bool | None = None
-    checkpoint_every: int = 10
-    resume: bool = False
-    progress: bool = True
-    options: Mapping[str, Any] = field(default_factory=dict)
-    synth_device: str = "cpu"
-    max_minutes: float | None = None
-    variant: str = DEFAULT_VARIANT
-    protocol: str | None = None
-    tile: int | None = None
-    tile_overlap: int | None = None
-
-    def __post_init__(self) -> None:
-        check_choice("method", self.method, ALL_METHODS)
-        check_variant(self.variant)
-        if self.variant == "authors" and self.method not in VARIANT_METHODS:
-            raise ValueError(f"variant 'authors' is the NSA authors' code for {', '.join(VARIANT_METHODS)}; "
-                             f"method {self.method!r} has only variant 'paper'")
-        if self.variant == "authors" and self.synth_device == "batch":
-            raise ValueError("variant 'authors' labels an object-restricted region that the on-device synthesis "
-                             "does not make; drop --synth-on-device or use variant 'paper'")
-        method = METHODS[self.method]
-        if method.option_names():
-            method.options(self.options)
-        elif self.options:
-            with_options = [name for name, m in METHODS.items() if m.option_names()]
-            raise ValueError(f"method {self.method!r} takes no options, got {sorted(self.options)}; "
-                             f"options are for {', '.join(with_options)}")
-        check_choice("synth_device", self.synth_device, SYNTH_DEVICES)
-        if self.synth_device == "batch" and not method.device_synthesis:
-            device_methods = [name for name, m in METHODS.items() if m.device_synthesis]
-            raise ValueError(f"synth_device='batch' makes the examples of {', '.join(device_methods)} on the device; "
-                             f"method {self.method!r} needs synth_device='cpu'")
-        check_range("holdout", self.holdout, 0.0, 0.5)
-        check_range("target_fpr", self.target_fpr, 0.0, 1.0)
-        if self.score_rule is not None:
-            parse_score_rule(self.score_rule)
-        for name in ("batch_size", "checkpoint_every", "num_nodes"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be a whole number of at least 0, got {self.seed!r}")
-        if self.epochs is not None and self.epochs < 1:
-            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
-        if self.examples_per_epoch is not None and self.examples_per_epoch < 1:
-            raise ValueError(f"examples_per_epoch must be at least 1, got {self.examples_per_epoch}")
-        if self.intensity_jitter is not None:
-            check_range("intensity_jitter", self.intensity_jitter, 0.0, 0.5)
-            if self.intensity_jitter and self.synth_device == "batch":
-                raise ValueError("intensity_jitter is applied by the loader's synthesis; drop --synth-on-device "
-                                 "or set --intensity-jitter 0")
-        if self.max_minutes is not None and not self.max_minutes > 0:
-            raise ValueError(f"max_minutes must be positive, got {self.max_minutes}")
-        if self.protocol is not None:
-            check_choice("protocol", self.protocol, PROTOCOLS)
-        if self.tile is not None and self.protocol == "paper":
-            raise ValueError("tile needs the whole-image protocol; the paper's protocol resizes to a square")
-        if self.tile_overlap is not None and self.tile is None:
-            raise ValueError("tile_overlap needs tile")
 
 
 class HoldoutWarning(UserWarning):
@@ -345,6 +197,24 @@ def default_precision(accelerator: str) -> str:
     """``bf16-mixed`` where a CUDA device will be used, else full precision."""
     uses_cuda = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
     return "bf16-mixed" if uses_cuda else "32-true"
+
+
+def slow_precision_warning(precision: str, device_type: str, cpu_capability: str) -> str | None:
+    """Why ``precision`` will be slow here, or None: bf16 on a CPU without AVX-512 has no native kernels.
+
+    On such a CPU (``torch.backends.cpu.get_cpu_capability()`` ``AVX2`` or ``DEFAULT``) a
+    bf16-mixed training step of the NSA network took 3.9x as long as a 32-true one
+    (``scripts/bench_model.py --size 224 --batch 8``, shared 2-core AMD EPYC with AVX2: 19.0 s
+    against 4.9 s per step).
+
+    Example:
+        >>> slow_precision_warning("bf16-mixed", "cpu", "AVX512") is None
+        True
+    """
+    if device_type != "cpu" or "bf16" not in precision or cpu_capability.startswith("AVX512"):
+        return None
+    return (f"precision {precision} on this CPU ({cpu_capability}: no AVX-512, so bf16 is emulated) trains about 4x "
+            "slower than 32-true; use --precision 32-true (the CPU default)")
 
 
 def train(config: TrainConfig) -> Path:
@@ -508,7 +378,7 @@ def make_trainer(config: TrainConfig, epochs: int, out: Path, interrupt: Checkpo
         raise ValueError(f"--accelerator {config.accelerator}: torch finds no CUDA GPU on this machine; "
                          "use --accelerator cpu or auto")
     try:
-        return L.Trainer(
+        trainer = L.Trainer(
             max_epochs=epochs, accelerator=config.accelerator, devices=config.devices, strategy=config.strategy,
             num_nodes=config.num_nodes, precision=config.precision or default_precision(config.accelerator),
             logger=CSVLogger(out, name="logs"), use_distributed_sampler=False,
@@ -526,6 +396,11 @@ def make_trainer(config: TrainConfig, epochs: int, out: Path, interrupt: Checkpo
         named = [name for name in given if name in message or name.replace("_", "-") in message] or list(given)
         options = " ".join(f"--{name.replace('_', '-')} {given[name]}" for name in named if given[name] is not None)
         raise ValueError(f"{options}: {message}") from None
+    slow = slow_precision_warning(str(trainer.precision), trainer.strategy.root_device.type,
+                                  torch.backends.cpu.get_cpu_capability())
+    if slow is not None:
+        warnings.warn(slow, stacklevel=2)
+    return trainer
 
 
 def _preset_values(preset: Preset) -> dict:
