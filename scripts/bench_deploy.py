@@ -93,15 +93,17 @@ def main() -> None:
     threshold = scorer.threshold
 
     # parity over all the images
-    worst_map, worst_score = 0.0, 0.0
+    worst_map, largest_map, worst_score, decisions = 0.0, 0.0, 0.0, 0
     onnx = Inferencer(model)
     for path in paths:
         _, a = one_image(path, transform, channels, torch_network(scorer), rule, threshold)
         _, b = one_image(path, transform, channels, onnx.run_network, rule, threshold)
         worst_map = max(worst_map, float(np.abs(a.anomaly_map - b.anomaly_map).max()))
+        largest_map = max(largest_map, float(np.abs(a.anomaly_map).max()))
         worst_score = max(worst_score, abs(a.score - b.score) / max(abs(a.score), 1e-12))
-    print(f"parity over {len(paths)} images: max |map difference| {worst_map:.2e}, "
-          f"max relative score difference {worst_score:.2e}")
+        decisions += a.decision != b.decision
+    print(f"parity over {len(paths)} images: max |map difference| {worst_map:.2e} (largest |map| value "
+          f"{largest_map:.3g}), max relative score difference {worst_score:.2e}, {decisions} decisions differ")
 
     print("threads backend   p50 ms  p99 ms  read  prep  net   post (ms, median)  img/s b=1  img/s b=8")
     for threads in (int(t) for t in args.threads.split(",")):

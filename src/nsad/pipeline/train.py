@@ -203,9 +203,9 @@ def slow_precision_warning(precision: str, device_type: str, cpu_capability: str
     """Why ``precision`` will be slow here, or None: bf16 on a CPU without AVX-512 has no native kernels.
 
     On such a CPU (``torch.backends.cpu.get_cpu_capability()`` ``AVX2`` or ``DEFAULT``) a
-    bf16-mixed training step of the NSA network took 3.9x as long as a 32-true one
-    (``scripts/bench_model.py --size 224 --batch 8``, shared 2-core AMD EPYC with AVX2: 19.0 s
-    against 4.9 s per step).
+    bf16-mixed training step of the NSA network took 12.4x as long as a 32-true one on the quiet
+    machine and 3.9x beside another training (``scripts/bench_model.py --size 224 --batch 8``,
+    2-core AMD EPYC with AVX2: 18.1 s against 1.46 s per step quiet).
 
     Example:
         >>> slow_precision_warning("bf16-mixed", "cpu", "AVX512") is None
@@ -213,8 +213,8 @@ def slow_precision_warning(precision: str, device_type: str, cpu_capability: str
     """
     if device_type != "cpu" or "bf16" not in precision or cpu_capability.startswith("AVX512"):
         return None
-    return (f"precision {precision} on this CPU ({cpu_capability}: no AVX-512, so bf16 is emulated) trains about 4x "
-            "slower than 32-true; use --precision 32-true (the CPU default)")
+    return (f"precision {precision} on this CPU ({cpu_capability}: no AVX-512, so bf16 is emulated) trains 4x or more "
+            "slower than 32-true, 12x on a quiet machine; use --precision 32-true (the CPU default)")
 
 
 def train(config: TrainConfig) -> Path:
