@@ -175,6 +175,14 @@ def add_options(parser: argparse.ArgumentParser, cls: type, *, shared_only: bool
         parser.add_argument(spec.flag or "--" + f.name.replace("_", "-"), **kwargs)
 
 
+def flag_of(cls: type, name: str) -> str | None:
+    """The command-line flag of ``cls``'s option field ``name`` (``--no-progress`` for ``progress``), or None."""
+    for f, spec in _options(cls):
+        if f.name == name:
+            return spec.flag or "--" + name.replace("_", "-")
+    return None
+
+
 def values_from_args(args: argparse.Namespace, cls: type) -> dict[str, Any]:
     """``cls``'s option fields that ``args`` holds, by field name, each through its ``convert``."""
     values = {}

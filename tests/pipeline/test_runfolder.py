@@ -10,6 +10,7 @@ from nsad.pipeline._runfolder import (
     check_resume,
     create_run_folder,
     is_rank_zero,
+    option_name,
     wait_for_run_folder,
     write_config,
 )
@@ -67,6 +68,23 @@ def test_resume_allows_only_how_the_run_is_carried_out(tmp_path):
     with pytest.raises(ValueError, match="--variant was 'paper', now 'authors'"):
         check_resume(tmp_path, {**SETTINGS, "variant": "authors"})
     check_resume(tmp_path, {**SETTINGS, "synth_note": None})  # a future setting at its default
+
+
+def test_resume_compares_the_presets_values_not_only_its_name(tmp_path):
+    values = {"kind": "texture", "standardize_input": False, "h_bounds": [0.1, 0.8]}
+    write_config(tmp_path, {**SETTINGS, "preset": "estimated/parts", "preset_values": values})
+    check_resume(tmp_path, {**SETTINGS, "preset": "estimated/parts", "preset_values": dict(values)})
+    changed = {**values, "standardize_input": True}
+    with pytest.raises(ValueError, match=r"the preset's values: standardize_input was False, now True\)"):
+        check_resume(tmp_path, {**SETTINGS, "preset": "estimated/parts", "preset_values": changed})
+    write_config(tmp_path, {**SETTINGS, "preset": "estimated/parts"})  # written before the values were recorded
+    check_resume(tmp_path, {**SETTINGS, "preset": "estimated/parts", "preset_values": changed})
+
+
+def test_messages_name_the_flags_the_config_declares():
+    assert option_name("synth_device") == "--synth-on-device" and option_name("progress") == "--no-progress"
+    assert option_name("options") == "--option" and option_name("image_size") == "--image-size"
+    assert option_name("holdout_images") == "--holdout (held-out images)"
 
 
 def test_resume_needs_the_runs_settings(tmp_path):

@@ -25,6 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nsad._options import flag_of
+from nsad.config import TrainConfig
+
 CONFIG_FILE = "config.json"
 
 RUNTIME_SETTINGS = frozenset({
@@ -35,15 +38,15 @@ RUNTIME_SETTINGS = frozenset({
 grow (train longer); ``data`` and ``category`` may be spelled differently as long as they name the same
 folder (``data_folder``, compared) with the same images (``train_images``, ``holdout_images``, compared)."""
 
-DERIVED_SETTINGS = frozenset({"data_folder"})
+DERIVED_SETTINGS = frozenset({"data_folder", "preset_values"})
 """Keys nsad added to ``config.json`` later; a run written before them is not compared on them."""
 
 LEGACY_SETTINGS = {"variant": "paper"}
 """Settings added to ``config.json`` later, with the value a run written before them had."""
 
-OPTION_NAMES = {"options": "--option", "synth_device": "--synth-on-device", "data_folder": "--data",
-                "train_images": "--data (training images)", "holdout_images": "--holdout (held-out images)"}
-"""How a setting is spelled on the command line where it is not ``--`` + its name with dashes."""
+OPTION_NAMES = {"data_folder": "--data", "train_images": "--data (training images)",
+                "holdout_images": "--holdout (held-out images)", "preset_values": "the preset's values"}
+"""How the ``config.json`` keys that are no ``TrainConfig`` field are named in messages."""
 
 RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK")
 """Environment variables multi-process launchers (Lightning, torchrun) set; any non-zero one is a non-zero rank."""
@@ -66,8 +69,16 @@ def is_rank_zero() -> bool:
 
 
 def option_name(setting: str) -> str:
-    """The command-line option of a ``TrainConfig`` field: ``image_size`` -> ``--image-size``."""
-    return OPTION_NAMES.get(setting, "--" + setting.replace("_", "-"))
+    """The command-line option of a ``TrainConfig`` field (``image_size`` -> ``--image-size``), or a key's name."""
+    return flag_of(TrainConfig, setting) or OPTION_NAMES.get(setting, "--" + setting.replace("_", "-"))
+
+
+def _difference(key: str, was: Any, now: Any) -> str:
+    if key == "preset_values" and isinstance(was, dict) and isinstance(now, dict):  # name the ones that changed
+        changed = [f"{name} was {was.get(name)!r}, now {now.get(name)!r}" for name in sorted({*was, *now})
+                   if was.get(name) != now.get(name)]
+        return f"{option_name(key)}: {', '.join(changed)}"
+    return f"{option_name(key)} was {was!r}, now {now!r}"
 
 
 def check_out_folder(out: Path, resume: bool, checkpoint: Path) -> None:
@@ -178,7 +189,7 @@ def check_resume(folder: Path, settings: Mapping[str, Any]) -> None:
     """
     saved = {**LEGACY_SETTINGS, **read_config(folder)}
     wanted = json.loads(json.dumps(dict(settings)))
-    differ = [f"{option_name(key)} was {saved.get(key)!r}, now {value!r}" for key, value in wanted.items()
+    differ = [_difference(key, saved.get(key), value) for key, value in wanted.items()
               if key not in RUNTIME_SETTINGS and saved.get(key) != value
               and not (key not in saved and (key in DERIVED_SETTINGS or value in (None, False, {}, [])))]
     if differ:

@@ -246,7 +246,8 @@ def train(config: TrainConfig) -> Path:
     train_paths, holdout_paths = split_holdout(list(layout.train), config.holdout, config.seed)
     workers = default_workers() if config.workers is None else config.workers
     settings = {**{k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(config).items()},
-                "epochs": epochs, "preset": preset.name, "category": layout.category,
+                "epochs": epochs, "preset": preset.name, "preset_values": _preset_values(preset),
+                "category": layout.category,
                 "data_folder": str(layout.root.resolve()),
                 "train_images": len(train_paths), "holdout_images": len(holdout_paths), "workers": workers}
     if config.resume:
