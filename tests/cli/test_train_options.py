@@ -33,6 +33,9 @@ def test_compare_takes_the_shared_settings_but_seed_method_and_resume():
     names = set(vars(args))
     shared = {f.name for f in dataclasses.fields(TrainConfig)} - TRAIN_ONLY
     assert shared <= names and not {"method", "seed", "resume"} & names
+    data = next(a for a in build_parser(["compare"])._subparsers._group_actions[0].choices["compare"]._actions
+                if a.dest == "data")
+    assert "train/ and test/" in data.help and data.required  # compare's own help for the shared field
 
 
 def test_flags_reach_their_fields():

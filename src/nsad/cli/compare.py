@@ -54,7 +54,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="test images in the heatmap figure (default: 4; 0 for none)",
     )
     parser.add_argument("--device", help="torch device for evaluation (default: cuda if available, else cpu)")
-    add_training_options(parser)
+    add_training_options(parser, {"data": "an MVTec AD category folder, a data set root with --category, or a plain "
+                                          "layout with train/ and test/ (the comparison evaluates every run)"})
     parser.set_defaults(handler=run)
 
 

@@ -16,9 +16,9 @@ from nsad._options import add_options, values_from_args
 from nsad.config import TrainConfig
 
 
-def add_training_options(parser: argparse.ArgumentParser) -> None:
+def add_training_options(parser: argparse.ArgumentParser, help_overrides: dict[str, str] | None = None) -> None:
     """The options shared by ``train`` and ``compare``: every :class:`TrainConfig` field but seed, method, out."""
-    add_options(parser, TrainConfig, shared_only=True)
+    add_options(parser, TrainConfig, shared_only=True, help_overrides=help_overrides)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
