@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from nsad.data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize_tensor, to_tensor_normalized
+from nsad.data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize_tensor
 from nsad.models.normalize import Normalize
-from nsad.pipeline.device_synth import DeviceSynth
 
 
 @pytest.mark.parametrize("normalization, channels", [("imagenet", 3), ("unit", 3), ("unit", 1)])
@@ -29,15 +28,3 @@ def test_normalize_refuses_bad_settings():
         Normalize("imagenet", 1)
     with pytest.raises(ValueError, match="normalization"):
         Normalize("zscore", 3)
-
-
-@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
-@pytest.mark.parametrize("normalization, channels, image_channels", [("imagenet", 3, 3), ("imagenet", 3, 1),
-                                                                      ("unit", 1, 1)])
-def test_device_batches_are_normalised_as_the_loader_does(dtype, normalization, channels, image_channels):
-    rng = np.random.default_rng(1)
-    images = rng.integers(0, np.iinfo(dtype).max, (2, 6, 9, image_channels), endpoint=True).astype(dtype)
-    synth = DeviceSynth(mode="normal", normalization=normalization, channels=channels)
-    got = synth.normalize(torch.from_numpy(images).permute(0, 3, 1, 2)).numpy()
-    expected = np.stack([to_tensor_normalized(image, normalization, channels) for image in images])
-    np.testing.assert_array_equal(got, expected)

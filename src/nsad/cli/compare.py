@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from nsad._options import integer, values_from_args
-from nsad.cli.train import add_training_options, config_from_args
+from nsad.cli.train import add_training_options
 from nsad.config import METHOD_HELP, TrainConfig
 
 TABLE_MD, TABLE_CSV, FIGURE = "comparison.md", "comparison.csv", "heatmaps.png"  # as nsad.pipeline.compare writes
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from nsad.pipeline.compare import compare, markdown_table
 
     settings = values_from_args(args, TrainConfig)
-    base = config_from_args(args, method=args.methods[0] if args.methods else "nsa-logistic", options={})
+    base = TrainConfig(**{**settings, "method": args.methods[0] if args.methods else "nsa-logistic", "options": {}})
     result = compare(base, args.methods, args.seeds, args.out, settings["options"], args.heatmap_images, args.device)
     print(markdown_table(result))
     return 0

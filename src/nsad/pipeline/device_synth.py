@@ -15,15 +15,14 @@ intensity level, whatever the number of workers.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from nsad._checks import check_choice
 from nsad.config import SYNTH_DEVICES
-from nsad.data.transforms import NORMALIZATIONS, TransformConfig
+from nsad.data.transforms import TransformConfig
 from nsad.models.module import DeviceSynthModule
 from nsad.models.normalize import Normalize
 from nsad.pipeline.datasets import SynthTrainingSet, training_label_scale
@@ -60,14 +59,12 @@ class DeviceSynth:
     channels: int = 3
     label_scale: float = 1.0
     group_ratio: float | None = 1.5
+    _normalize: Normalize = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        check_choice("normalization", self.normalization, NORMALIZATIONS)
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {self.channels!r}")
-        if self.normalization == "imagenet" and self.channels == 1:
-            raise ValueError("imagenet normalisation needs 3 channels; use normalization='unit' for one-channel "
-                             "models")
+        object.__setattr__(self, "_normalize", Normalize(self.normalization, self.channels))  # checks both
 
     @classmethod
     def from_task(cls, task: NSA, preset: Preset, group_ratio: float | None = 1.5) -> DeviceSynth:
@@ -96,7 +93,7 @@ class DeviceSynth:
         x = images.to(torch.float32) * float(np.float32(1.0 / top))
         if x.shape[1] != self.channels:
             x = x.expand(-1, self.channels, -1, -1)
-        return Normalize(self.normalization, self.channels).to(x.device)(x).contiguous()
+        return self._normalize.to(x.device)(x).contiguous()
 
     def __call__(self, batch: Mapping[str, Any]) -> dict[str, Any]:
         """Finish a batch of :class:`DevicePlanSet` on its device: ``{image, plan, ...} -> {image, label, ...}``.
