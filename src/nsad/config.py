@@ -140,6 +140,11 @@ class TrainConfig:
              "protocol), maps blended across the overlaps; for large images with small defects")
     tile_overlap: int | None = option(None, parse=integer(0), metavar="PX", help="pixels neighbouring tiles share",
                                       default_text="a quarter of --tile")
+    train_window: int | None = option(
+        None, parse=integer(32), metavar="PX",
+        help="side of the square random training crops of the whole protocol (a multiple of 32; without tiles)",
+        default_text="half of --image-size for a texture preset (a whole-field part: no layout to learn, four "
+                     "times the examples per minute), else 7/8 of each side of the frame")
 
     def __post_init__(self) -> None:
         from nsad.pipeline.methods import METHODS  # the registry (and torch), only when a config is checked
@@ -191,6 +196,12 @@ class TrainConfig:
             raise ValueError("tile needs the whole-image protocol; the paper's protocol resizes to a square")
         if self.tile_overlap is not None and self.tile is None:
             raise ValueError("tile_overlap needs tile")
+        if self.train_window is not None:
+            if self.protocol == "paper":
+                raise ValueError("train_window is the whole protocol's; the paper's protocol crops its own windows")
+            if self.tile is not None:
+                raise ValueError("train_window and tile exclude each other: with tiles the training windows are the "
+                                 "tiles")
 
 
 TrainConfig.__doc__ = f"{TrainConfig.__doc__.rstrip()}\n\n    " + field_docs(TrainConfig).replace("\n", "\n    ") + "\n"

@@ -1,5 +1,6 @@
 """A user's own folder end to end: 2:1 grayscale images, an estimated preset, the whole frame, tiles."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -11,7 +12,9 @@ from nsad.data.transforms import FrameConfig
 from nsad.models import load_run
 from nsad.pipeline import TrainConfig, predict, train
 from nsad.pipeline.scoring import Scorer
-from nsad.pipeline.train import HoldoutWarning, holdout_warning
+from nsad.pipeline.methods import METHODS
+from nsad.pipeline.train import HoldoutWarning, choose_transform, holdout_warning
+from nsad.synth.presets import get_preset, resolve_preset
 
 SHAPE = (100, 200)  # height, width: 2:1
 TINY = dict(epochs=1, batch_size=8, workers=0, progress=False, image_size=128)
@@ -64,6 +67,7 @@ def test_a_two_to_one_folder_trains_on_its_own_frame(whole_run):
     assert metadata.preset_values["kind"] == "texture" and metadata.in_channels == 1  # grayscale stays gray
     geometry = FrameConfig.from_dict(dict(metadata.geometry))
     assert geometry.frame_hw == (96, 192) and geometry.tile is None
+    assert geometry.crop_hw == (96, 96)  # a texture's windows: half the image size, raised so its patches fit
     training = metadata.training
     assert training["preset_source"] == "estimated" and training["holdout_images"] == 2
     assert 0.0 <= training["holdout_fpr"] <= 0.5 and metadata.threshold is not None
@@ -109,7 +113,8 @@ def test_train_cli_takes_the_own_images_options(parts_folder, tmp_path, capsys):
     assert code == 0
     assert "nsad train: preset estimated/parts0 (estimated from the training images)" in printed
     assert "kind texture" in printed and "channels 1" in printed
-    assert "geometry: aspect kept, 192 x 96 px (width x height)" in printed
+    assert "geometry: aspect kept, 192 x 96 px (width x height), trained on random 96 x 96 crops" in printed
+    assert "training windows 96 x 96 px (half of --image-size, or the smallest the preset's patches fit)" in printed
     training = json.loads((out / "run.json").read_text())["training"]
     assert training["budget"]["planned_epochs"] == 1 and training["examples_per_epoch"] == 8
 
@@ -119,6 +124,26 @@ def test_holdout_warning_says_what_can_be_calibrated():
     message = holdout_warning(16, 0.01)
     assert "only 16 held-out normal images" in message and "1/16 = 6.2%" in message
     assert "hold out at least 100 images" in message
+
+
+def test_texture_presets_train_on_square_windows_objects_on_most_of_the_frame(parts_folder, tmp_path):
+    paths = sorted((parts_folder / "train" / "good").glob("*.png"))
+    texture = resolve_preset(None, "parts", paths).preset
+    method = METHODS["nsa-logistic"]
+    config = TrainConfig(data=parts_folder, out=tmp_path, image_size=128)
+    assert texture.kind == "texture"
+    assert choose_transform(config, texture, paths, method).crop_hw == (96, 96)  # 64 raised: 6% patches need 67
+    larger = dataclasses.replace(config, image_size=256)  # frame (192, 352)
+    assert choose_transform(larger, texture, paths, method).crop_hw == (128, 128)  # texture_window(256)
+    objects = texture.replace(kind="object")
+    assert choose_transform(config, objects, paths, method).crop_hw == (96, 160)  # 7/8 of (96, 192), to 32 px
+    given = dataclasses.replace(config, train_window=64)
+    assert choose_transform(given, texture, paths, method).crop_hw == (64, 64)
+    assert choose_transform(given, objects, paths, method).crop_hw == (64, 64)
+    with pytest.raises(ValueError, match="--train-window is the whole protocol's; preset mvtec/bottle uses the paper's"):
+        choose_transform(given, get_preset("mvtec/bottle"), paths, method)
+    with pytest.raises(ValueError, match="train_window and tile exclude each other"):
+        dataclasses.replace(config, train_window=64, tile=96)
 
 
 def test_tiles_need_the_whole_image_protocol(parts_folder, tmp_path):

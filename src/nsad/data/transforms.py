@@ -202,7 +202,8 @@ class FrameConfig:
 
     @classmethod
     def for_images(cls, size_hw: Sequence[int], image_size: int = PAPER_RESIZE, *, tile: int | None = None,
-                   tile_overlap: int | None = None, rotation_deg: float = 0.0, grayscale: bool = False) -> FrameConfig:
+                   tile_overlap: int | None = None, window: int | None = None, rotation_deg: float = 0.0,
+                   grayscale: bool = False) -> FrameConfig:
         """The frame and crops for images of typical size ``size_hw`` (see the class docstring).
 
         Args:
@@ -210,17 +211,30 @@ class FrameConfig:
             image_size: the pixel budget is ``image_size ** 2`` (paper: 256).
             tile: tile side (a multiple of 32) for native-resolution tiling, or None.
             tile_overlap: overlap of neighbouring tiles; default a quarter of the tile.
+            window: side of square training crops (a multiple of 32; a frame side smaller than it
+                bounds it), e.g. :func:`texture_window`; default 7/8 of each side of the frame.
             rotation_deg: largest random rotation in training.
             grayscale: convert RGB images to one channel first.
 
         Example:
             >>> FrameConfig.for_images((1260, 500)).frame_hw, FrameConfig.for_images((1260, 500)).crop_hw
             ((416, 160), (352, 128))
+            >>> FrameConfig.for_images((1260, 500), window=128).crop_hw
+            (128, 128)
 
         Raises:
-            ValueError: for sizes that are not positive, ``image_size`` below 32, or a bad tile.
+            ValueError: for sizes that are not positive, ``image_size`` below 32, a bad tile or
+                window, or a window with tiles (their training windows are the tiles).
         """
         height, width = _hw("size_hw", tuple(size_hw))
+        if window is not None:
+            if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < SIDE_MULTIPLE \
+                    or window % SIDE_MULTIPLE:
+                raise ValueError(f"training window must be a multiple of {SIDE_MULTIPLE} px, at least "
+                                 f"{SIDE_MULTIPLE}, got {window!r}")
+            if tile is not None:
+                raise ValueError("a training window and tiles exclude each other: with tiles the training windows "
+                                 "are the tiles")
         if tile is not None:
             overlap = tile // 4 if tile_overlap is None else tile_overlap
             check_tile(tile, overlap, (height, width))
@@ -229,7 +243,10 @@ class FrameConfig:
             raise ValueError(f"image_size must be an int of at least {SIDE_MULTIPLE}, got {image_size!r}")
         scale = math.sqrt(image_size * image_size / (height * width))
         frame = (_multiple_of_stride(height * scale), _multiple_of_stride(width * scale))
-        crop = tuple(min(side, _multiple_of_stride(side * PAPER_CROP / PAPER_RESIZE)) for side in frame)
+        if window is None:
+            crop = tuple(min(side, _multiple_of_stride(side * PAPER_CROP / PAPER_RESIZE)) for side in frame)
+        else:
+            crop = tuple(min(side, int(window)) for side in frame)
         return cls(frame, crop, rotation_deg, grayscale)  # type: ignore[arg-type]
 
     @property
@@ -262,6 +279,25 @@ class FrameConfig:
         if set(values) - known:
             raise ValueError(f"unknown geometry keys {sorted(set(values) - known)}; accepted: {sorted(known)}")
         return cls(**{k: tuple(v) if k.endswith("_hw") else v for k, v in values.items()})
+
+
+TEXTURE_WINDOW_FRACTION = 0.5
+"""Side of the whole protocol's training windows for a texture, as a fraction of ``image_size``."""
+
+
+def texture_window(image_size: int = PAPER_RESIZE) -> int:
+    """Side of the square training windows of a whole-field texture: half of ``image_size``, a multiple of 32.
+
+    A texture's statistics are the same everywhere, so nothing is learnt from a window's position
+    in the part, and a window of a quarter of the frame's pixels costs about a quarter of the
+    compute: four times the training examples for a time budget. On KolektorSDD, 128-px windows
+    gave higher image and pixel AUROC in 10 minutes than the 7/8 crops did in 30 (see the README).
+
+    Example:
+        >>> texture_window(256), texture_window(128), texture_window(40)
+        (128, 64, 32)
+    """
+    return _multiple_of_stride(image_size * TEXTURE_WINDOW_FRACTION)
 
 
 def _multiple_of_stride(side: float) -> int:

@@ -68,6 +68,7 @@ SETTINGS: tuple[str, ...] = (
     "protocol",
     "tile",
     "tile_overlap",
+    "train_window",
 )
 """``TrainConfig`` fields that must match for a finished run to be reused."""
 MIN_TILE_PX = 192
