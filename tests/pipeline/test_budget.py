@@ -1,4 +1,4 @@
-"""The time budget plans the epochs from the first one and anneals the cosine schedule to lr_min over them."""
+"""The time budget plans the epochs from the first one (refined at the second) and anneals to lr_min over them."""
 
 import itertools
 import math
@@ -53,11 +53,27 @@ def ten_seconds_per_call(monkeypatch):
 def test_the_plan_fits_the_budget_and_ends_at_lr_min(ten_seconds_per_call, capsys):
     plan = BudgetPlan(max_minutes=1.0, max_epochs=20)
     trainer, rates = _fit(plan, max_epochs=20)
-    assert plan.plan == {"max_minutes": 1.0, "first_epoch_s": 10.0, "planned_epochs": 6, "schedule_steps": 12}
+    assert plan.plan == {"max_minutes": 1.0, "first_epoch_s": 10.0, "second_epoch_s": 10.0, "planned_epochs": 6,
+                         "schedule_steps": 12}
     assert trainer.current_epoch == 6 and len(rates.rates) == 12
     assert rates.rates[0] == LR and rates.rates[-1] == pytest.approx(LR_MIN, rel=1e-9, abs=1e-15)
     assert all(b <= a for a, b in itertools.pairwise(rates.rates))  # annealing throughout, no jump back up
     assert "6 epochs of 20 fit" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_second_epoch_refines_a_plan_the_first_one_made_short(monkeypatch, capsys):
+    ticks = itertools.chain([0.0, 30.0], itertools.count(40.0, step=10.0))  # the first epoch 30 s, the next 10 s
+    monkeypatch.setattr(budget_module.time, "monotonic", lambda: next(ticks))
+    plan = BudgetPlan(max_minutes=2.0, max_epochs=20)
+    trainer, rates = _fit(plan, max_epochs=20)
+    assert plan.plan == {"max_minutes": 2.0, "first_epoch_s": 30.0, "second_epoch_s": 10.0,
+                         "planned_epochs": 10, "schedule_steps": 20}  # 2 + the 80 s left at 10 s each
+    assert trainer.current_epoch == 10 and len(rates.rates) == 20
+    assert rates.rates[-1] == pytest.approx(LR_MIN, rel=1e-9, abs=1e-15)
+    assert all(b <= a for a, b in itertools.pairwise(rates.rates))  # the longer schedule continues smoothly
+    printed = capsys.readouterr().err
+    assert "4 epochs of 20 fit" in printed and "refined at the second epoch's 10.0 s: 10 epochs of 20 fit" in printed
 
 
 @pytest.mark.slow

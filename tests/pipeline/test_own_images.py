@@ -11,8 +11,8 @@ from nsad.data.io import read_image, write_image
 from nsad.data.transforms import FrameConfig
 from nsad.models import load_run
 from nsad.pipeline import TrainConfig, predict, train
-from nsad.pipeline.scoring import Scorer
 from nsad.pipeline.methods import METHODS
+from nsad.pipeline.scoring import Scorer
 from nsad.pipeline.train import HoldoutWarning, choose_transform, holdout_warning
 from nsad.synth.presets import get_preset, resolve_preset
 
@@ -65,6 +65,7 @@ def test_a_two_to_one_folder_trains_on_its_own_frame(whole_run):
     metadata = load_run(whole_run).metadata
     assert metadata.format_version == 3 and metadata.preset == "estimated/parts0"
     assert metadata.preset_values["kind"] == "texture" and metadata.in_channels == 1  # grayscale stays gray
+    assert metadata.preset_values["skip_connections"] and metadata.net.skip_connections  # the estimated preset's
     geometry = FrameConfig.from_dict(dict(metadata.geometry))
     assert geometry.frame_hw == (96, 192) and geometry.tile is None
     assert geometry.crop_hw == (96, 96)  # a texture's windows: half the image size, raised so its patches fit
@@ -140,7 +141,7 @@ def test_texture_presets_train_on_square_windows_objects_on_most_of_the_frame(pa
     given = dataclasses.replace(config, train_window=64)
     assert choose_transform(given, texture, paths, method).crop_hw == (64, 64)
     assert choose_transform(given, objects, paths, method).crop_hw == (64, 64)
-    with pytest.raises(ValueError, match="--train-window is the whole protocol's; preset mvtec/bottle uses the paper's"):
+    with pytest.raises(ValueError, match="--train-window is the whole protocol's; preset mvtec/bottle uses"):
         choose_transform(given, get_preset("mvtec/bottle"), paths, method)
     with pytest.raises(ValueError, match="train_window and tile exclude each other"):
         dataclasses.replace(config, train_window=64, tile=96)
