@@ -106,11 +106,6 @@ class TrainConfig:
         help="the encoder-decoder standardises each input by its own mean and standard deviation, so its maps do "
              "not follow a part's brightness",
         default_text="the preset's: yes for presets estimated from the data, no for mvtec/CLASS, the paper's")
-    skip_connections: bool | None = option(
-        None, parse=yes_no, metavar="yes|no",
-        help="NSA methods: the encoder-decoder adds 1x1-projected encoder features to its decoder stages, so small "
-             "defects stay sharp in the maps (the authors' variant has its own decoder, without them)",
-        default_text="the preset's: yes for presets estimated from the data, no for mvtec/CLASS, the paper's")
     checkpoint_every: int = option(10, parse=integer(1), help="epochs between checkpoints")
     resume: bool = option(False, action="store_true", shared=False, help="continue from --out's last checkpoint")
     progress: bool = option(True, flag="--no-progress", action="store_false", help="hide the progress bar",

@@ -65,7 +65,6 @@ def test_a_two_to_one_folder_trains_on_its_own_frame(whole_run):
     metadata = load_run(whole_run).metadata
     assert metadata.format_version == 3 and metadata.preset == "estimated/parts0"
     assert metadata.preset_values["kind"] == "texture" and metadata.in_channels == 1  # grayscale stays gray
-    assert metadata.preset_values["skip_connections"] and metadata.net.skip_connections  # the estimated preset's
     geometry = FrameConfig.from_dict(dict(metadata.geometry))
     assert geometry.frame_hw == (96, 192) and geometry.tile is None
     assert geometry.crop_hw == (96, 96)  # a texture's windows: half the image size, raised so its patches fit

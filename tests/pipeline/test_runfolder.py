@@ -79,12 +79,6 @@ def test_resume_compares_the_presets_values_not_only_its_name(tmp_path):
         check_resume(tmp_path, {**SETTINGS, "preset": "estimated/parts", "preset_values": changed})
     write_config(tmp_path, {**SETTINGS, "preset": "estimated/parts"})  # written before the values were recorded
     check_resume(tmp_path, {**SETTINGS, "preset": "estimated/parts", "preset_values": changed})
-    write_config(tmp_path, {**SETTINGS, "preset": "estimated/parts", "preset_values": values})
-    check_resume(tmp_path, {**SETTINGS, "preset": "estimated/parts",  # a preset value newer than the run, off
-                            "preset_values": {**values, "skip_connections": False}})
-    with pytest.raises(ValueError, match=r"the preset's values: skip_connections was None, now True\)"):
-        check_resume(tmp_path, {**SETTINGS, "preset": "estimated/parts",
-                                "preset_values": {**values, "skip_connections": True}})
 
 
 def test_messages_name_the_flags_the_config_declares():

@@ -4,8 +4,8 @@
 minutes (at the first epoch's pace, setup included, so the plan errs on the short side) becomes the
 run's length, and the cosine schedule of the NSA paper (Sec. 4.1) is stretched or shrunk to reach
 ``lr_min`` at exactly the last step of the last planned epoch. After the second epoch the plan is
-refined once at that epoch's pace (the first one also starts the loader workers and warms the
-caches: on KolektorSDD it took 22 s where the next ones took 14), for the time left. The plan is a
+refined once at that epoch's pace for the time left (the first one also starts the loader workers
+and warms the caches: on KolektorSDD it took 20 s where the second took 16). The plan is a
 callback's state, so it is saved in every checkpoint and a resumed run keeps it (the scheduler's
 length is restored with the scheduler).
 """

@@ -182,16 +182,13 @@ def check_resume(folder: Path, settings: Mapping[str, Any]) -> None:
 
     Every key of ``settings`` outside :data:`RUNTIME_SETTINGS` must equal the value in the run's
     ``config.json``; keys the file lacks (settings newer than the run) must hold their default,
-    which callers pass as None; so must preset values the run's ``preset_values`` lacks (None or False).
+    which callers pass as None.
 
     Raises:
         ValueError: one line naming each differing option with the run's value and this call's.
     """
     saved = {**LEGACY_SETTINGS, **read_config(folder)}
     wanted = json.loads(json.dumps(dict(settings)))
-    was, now = saved.get("preset_values"), wanted.get("preset_values")
-    if isinstance(was, dict) and isinstance(now, dict):  # preset values newer than the run hold their default
-        saved["preset_values"] = {**{k: v for k, v in now.items() if k not in was and v in (None, False)}, **was}
     differ = [_difference(key, saved.get(key), value) for key, value in wanted.items()
               if key not in RUNTIME_SETTINGS and saved.get(key) != value
               and not (key not in saved and (key in DERIVED_SETTINGS or value in (None, False, {}, [])))]

@@ -258,7 +258,7 @@ def train(config: TrainConfig) -> Path:
         check_out_folder(out, config.resume, checkpoint)
     layout = find_dataset(config.data, config.category, require_test=False)
     choice = resolve_preset(config.preset, layout.category, list(layout.train))
-    overrides = {name: getattr(config, name) for name in ("intensity_jitter", "standardize_input", "skip_connections")
+    overrides = {name: getattr(config, name) for name in ("intensity_jitter", "standardize_input")
                  if getattr(config, name) is not None}
     preset = choice.preset.replace(**overrides)
     if preset.intensity_jitter and config.synth_device == "batch":

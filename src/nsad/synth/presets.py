@@ -55,9 +55,6 @@ class Preset:
             paper's, every preset's by default) for none. See :func:`~nsad.data.transforms.jitter_intensity`.
         standardize_input: the encoder-decoder standardises each input by its own mean and
             standard deviation (:attr:`nsad.models.NetConfig.standardize_input`); False for the paper's.
-        skip_connections: the encoder-decoder adds encoder features to its decoder stages
-            (:attr:`nsad.models.NetConfig.skip_connections`), for maps that keep small defects
-            sharp; False for the paper's plain encoder-decoder.
         name: the name the preset was selected by.
     """
 
@@ -81,7 +78,6 @@ class Preset:
     normalization: Literal["imagenet", "unit"] = "imagenet"
     intensity_jitter: float = 0.0
     standardize_input: bool = False
-    skip_connections: bool = False
     name: str = "custom"
 
     def __post_init__(self) -> None:
@@ -249,8 +245,6 @@ def estimate_preset(images: Sequence[np.ndarray], name: str = "estimated",
     - **patch bounds**: the paper's 6-80% of each side, relative to the training window.
     - **standardised input** (:attr:`Preset.standardize_input`): each input minus its own mean, over
       its own standard deviation, so the maps do not follow a part's overall brightness.
-    - **skip connections** (:attr:`Preset.skip_connections`): the decoder gets the encoder's finer
-      features, so a thin or small defect is not lost in the 1/32 bottleneck.
 
     Raises:
         ValueError: if ``images`` is empty or too small for the border.
@@ -284,11 +278,9 @@ def estimate_preset(images: Sequence[np.ndarray], name: str = "estimated",
         notes.append("channels 1, intensities in [0, 1]: every sampled image is grayscale")
     else:
         notes.append("channels 3, ImageNet normalisation: the images are in colour")
-    preset = preset.replace(standardize_input=True, skip_connections=True)
+    preset = preset.replace(standardize_input=True)
     notes.append("inputs standardised by their own mean and standard deviation: a user's parts vary in brightness "
                  "and contrast (on KolektorSDD all three metrics rose with it; see the README)")
-    notes.append("skip connections from encoder to decoder: small defects stay sharp in the maps (on KolektorSDD "
-                 "image and pixel AUROC rose with them; see the README)")
     notes.append(f"patch bounds {preset.h_bounds[0]:.0%}-{preset.h_bounds[1]:.0%} of each side of the training "
                  f"window; {preset.n_max} patches at most; labels y0={preset.y0:g}, k={preset.k:.3g}")
     return PresetChoice(preset.replace(name=name), "estimated", tuple(notes))

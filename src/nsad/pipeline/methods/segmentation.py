@@ -90,18 +90,14 @@ class SegmentationMethod(Method):
                             setup.examples_per_epoch)
 
     def module(self, setup: TrainSetup) -> L.LightningModule:
-        """The encoder-decoder: the paper's (per-step cosine), or the authors' decoder and per-epoch schedule.
-
-        The preset's ``skip_connections`` apply to the paper's decoder; the authors' has none.
-        """
+        """The encoder-decoder: the paper's (per-step cosine), or the authors' decoder and per-epoch schedule."""
         task = self.synthetic_task(setup)
         authors = setup.variant == "authors"
         module_type = DeviceSynthModule if setup.synth_device == "batch" else NSAModule
         module = module_type(in_channels=setup.preset.channels, label_kind=task.label_kind, lr=setup.lr,
                              lr_min=setup.lr_min, channels_last=True, lr_interval="epoch" if authors else "step",
                              max_epochs=setup.epochs if authors else None, decoder="authors" if authors else "nsad",
-                             standardize_input=setup.preset.standardize_input,
-                             skip_connections=setup.preset.skip_connections and not authors)
+                             standardize_input=setup.preset.standardize_input)
         if setup.synth_device == "batch":
             module.device_synth = DeviceSynth.from_task(task, setup.preset)
         return module
