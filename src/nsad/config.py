@@ -142,9 +142,9 @@ class TrainConfig:
                                       default_text="a quarter of --tile")
     train_window: int | None = option(
         None, parse=integer(32), metavar="PX",
-        help="side of the square random training crops of the whole protocol (a multiple of 32; without tiles)",
-        default_text="half of --image-size for a texture preset (a whole-field part: no layout to learn, four "
-                     "times the examples per minute), else 7/8 of each side of the frame")
+        help="side of the square random training crops of the whole protocol (a multiple of 32; without tiles); "
+             "smaller windows train faster per epoch",
+        default_text="7/8 of each side of the frame")
 
     def __post_init__(self) -> None:
         from nsad.pipeline.methods import METHODS  # the registry (and torch), only when a config is checked

@@ -67,7 +67,6 @@ def test_a_two_to_one_folder_trains_on_its_own_frame(whole_run):
     assert metadata.preset_values["kind"] == "texture" and metadata.in_channels == 1  # grayscale stays gray
     geometry = FrameConfig.from_dict(dict(metadata.geometry))
     assert geometry.frame_hw == (96, 192) and geometry.tile is None
-    assert geometry.crop_hw == (96, 96)  # a texture's windows: half the image size, raised so its patches fit
     training = metadata.training
     assert training["preset_source"] == "estimated" and training["holdout_images"] == 2
     assert 0.0 <= training["holdout_fpr"] <= 0.5 and metadata.threshold is not None
@@ -113,8 +112,7 @@ def test_train_cli_takes_the_own_images_options(parts_folder, tmp_path, capsys):
     assert code == 0
     assert "nsad train: preset estimated/parts0 (estimated from the training images)" in printed
     assert "kind texture" in printed and "channels 1" in printed
-    assert "geometry: aspect kept, 192 x 96 px (width x height), trained on random 96 x 96 crops" in printed
-    assert "training windows 96 x 96 px (half of --image-size, or the smallest the preset's patches fit)" in printed
+    assert "geometry: aspect kept, 192 x 96 px (width x height), trained on random 160 x 96 crops" in printed
     training = json.loads((out / "run.json").read_text())["training"]
     assert training["budget"]["planned_epochs"] == 1 and training["examples_per_epoch"] == 8
 
@@ -126,20 +124,15 @@ def test_holdout_warning_says_what_can_be_calibrated():
     assert "hold out at least 100 images" in message
 
 
-def test_texture_presets_train_on_square_windows_objects_on_most_of_the_frame(parts_folder, tmp_path):
+def test_train_window_gives_square_training_crops(parts_folder, tmp_path):
     paths = sorted((parts_folder / "train" / "good").glob("*.png"))
     texture = resolve_preset(None, "parts", paths).preset
     method = METHODS["nsa-logistic"]
     config = TrainConfig(data=parts_folder, out=tmp_path, image_size=128)
-    assert texture.kind == "texture"
-    assert choose_transform(config, texture, paths, method).crop_hw == (96, 96)  # 64 raised: 6% patches need 67
-    larger = dataclasses.replace(config, image_size=256)  # frame (192, 352)
-    assert choose_transform(larger, texture, paths, method).crop_hw == (128, 128)  # texture_window(256)
-    objects = texture.replace(kind="object")
-    assert choose_transform(config, objects, paths, method).crop_hw == (96, 160)  # 7/8 of (96, 192), to 32 px
+    assert choose_transform(config, texture, paths, method).crop_hw == (96, 160)  # 7/8 of (96, 192), to 32 px
     given = dataclasses.replace(config, train_window=64)
     assert choose_transform(given, texture, paths, method).crop_hw == (64, 64)
-    assert choose_transform(given, objects, paths, method).crop_hw == (64, 64)
+    assert choose_transform(given, texture.replace(kind="object"), paths, method).crop_hw == (64, 64)
     with pytest.raises(ValueError, match="--train-window is the whole protocol's; preset mvtec/bottle uses"):
         choose_transform(given, get_preset("mvtec/bottle"), paths, method)
     with pytest.raises(ValueError, match="train_window and tile exclude each other"):

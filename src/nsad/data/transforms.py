@@ -212,7 +212,7 @@ class FrameConfig:
             tile: tile side (a multiple of 32) for native-resolution tiling, or None.
             tile_overlap: overlap of neighbouring tiles; default a quarter of the tile.
             window: side of square training crops (a multiple of 32; a frame side smaller than it
-                bounds it), e.g. :func:`texture_window`; default 7/8 of each side of the frame.
+                bounds it); default 7/8 of each side of the frame.
             rotation_deg: largest random rotation in training.
             grayscale: convert RGB images to one channel first.
 
@@ -279,25 +279,6 @@ class FrameConfig:
         if set(values) - known:
             raise ValueError(f"unknown geometry keys {sorted(set(values) - known)}; accepted: {sorted(known)}")
         return cls(**{k: tuple(v) if k.endswith("_hw") else v for k, v in values.items()})
-
-
-TEXTURE_WINDOW_FRACTION = 0.5
-"""Side of the whole protocol's training windows for a texture, as a fraction of ``image_size``."""
-
-
-def texture_window(image_size: int = PAPER_RESIZE) -> int:
-    """Side of the square training windows of a whole-field texture: half of ``image_size``, a multiple of 32.
-
-    A texture's statistics are the same everywhere, so nothing is learnt from a window's position
-    in the part, and a window of a quarter of the frame's pixels costs about a quarter of the
-    compute: four times the training examples for a time budget. On KolektorSDD, 128-px windows
-    gave higher image and pixel AUROC in 10 minutes than the 7/8 crops did in 30 (see the README).
-
-    Example:
-        >>> texture_window(256), texture_window(128), texture_window(40)
-        (128, 64, 32)
-    """
-    return _multiple_of_stride(image_size * TEXTURE_WINDOW_FRACTION)
 
 
 def _multiple_of_stride(side: float) -> int:

@@ -41,11 +41,9 @@ from nsad.data.folder import find_dataset, image_size
 from nsad.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
-    SIDE_MULTIPLE,
     FrameConfig,
     TransformConfig,
     describe_geometry,
-    texture_window,
 )
 from nsad.metrics import threshold_at_fpr
 from nsad.models import RunMetadata, count_parameters, save_run
@@ -64,7 +62,6 @@ from nsad.pipeline.datasets import load_training_images
 from nsad.pipeline.device_synth import collate_plans
 from nsad.pipeline.methods import METHODS, Method, TrainSetup
 from nsad.pipeline.scoring import Scorer
-from nsad.synth._patch import smallest_image_hw
 from nsad.synth.presets import Preset, resolve_preset
 from nsad.viz.scale import fit_scale
 
@@ -143,8 +140,8 @@ def choose_transform(config: TrainConfig, preset: Preset, train_paths: list[Path
     """The run's geometry: the paper's square protocol, or the whole image at the data's aspect ratio.
 
     The whole-image frame follows the median (height, width) of the training images (read from
-    their headers), see :meth:`FrameConfig.for_images`; a texture preset trains on square windows
-    of :func:`texture_window` unless ``train_window`` or ``tile`` says otherwise.
+    their headers), see :meth:`FrameConfig.for_images`; ``train_window`` gives square training
+    windows instead of 7/8 of each side.
 
     Raises:
         ValueError: for a tile or window that does not fit the images, or the whole protocol (a tile,
@@ -163,22 +160,9 @@ def choose_transform(config: TrainConfig, preset: Preset, train_paths: list[Path
         return TransformConfig.from_preset(preset, config.image_size, config.variant)
     sizes = np.array([image_size(path) for path in train_paths])
     typical = (int(np.median(sizes[:, 0])), int(np.median(sizes[:, 1])))
-    window = config.train_window or default_window(config, preset)
     return FrameConfig.for_images(typical, config.image_size, tile=config.tile, tile_overlap=config.tile_overlap,
-                                  window=window, rotation_deg=preset.rotation_deg, grayscale=preset.channels == 1)
-
-
-def default_window(config: TrainConfig, preset: Preset) -> int | None:
-    """The whole protocol's training window when ``--train-window`` is not given.
-
-    For a texture preset without tiles, :func:`texture_window` of the image size, raised to the
-    smallest multiple of 32 on which the preset's patches fit (96 px for patches of 6% of a side
-    and more); otherwise None (7/8 of each side of the frame).
-    """
-    if preset.kind != "texture" or config.tile is not None:
-        return None
-    fits = SIDE_MULTIPLE * math.ceil(max(smallest_image_hw(preset)) / SIDE_MULTIPLE)
-    return max(texture_window(config.image_size), fits)
+                                  window=config.train_window, rotation_deg=preset.rotation_deg,
+                                  grayscale=preset.channels == 1)
 
 
 def holdout_warning(held_out: int, target_fpr: float) -> str | None:
@@ -311,11 +295,6 @@ def train(config: TrainConfig) -> Path:
             shown = ("yes" if value else "no") if isinstance(value, bool) else f"{value:g}"
             say(f"{name.replace('_', ' ')} {shown} (given with --{name.replace('_', '-')})")
         say(describe_geometry(transform))
-        window = default_window(config, preset)
-        if isinstance(transform, FrameConfig) and config.train_window is None and window is not None:
-            say(f"training windows {window} x {window} px (half of --image-size, or the smallest the preset's "
-                "patches fit): a texture (whole-field) part has no layout to learn, and small windows give more "
-                "examples per minute (--train-window to change)")
         warning = holdout_warning(len(holdout_paths), config.target_fpr)
         if warning:  # after every check, so that a refused run prints its one error line only
             warnings.warn(warning, HoldoutWarning, stacklevel=2)

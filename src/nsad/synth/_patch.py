@@ -19,17 +19,6 @@ MIN_PATCH_PX = 4
 """The smallest patch side a preset may ask for on an image; smaller images are rejected."""
 
 
-def smallest_image_hw(preset: Preset) -> tuple[int, int]:
-    """The smallest (height, width) on which the preset's smallest patch is ``MIN_PATCH_PX`` pixels or more.
-
-    Example:
-        >>> from nsad.synth.presets import get_preset
-        >>> smallest_image_hw(get_preset("mvtec/bottle"))  # patches of at least 6% of each side
-        (67, 67)
-    """
-    return math.ceil(MIN_PATCH_PX / preset.h_bounds[0]), math.ceil(MIN_PATCH_PX / preset.w_bounds[0])
-
-
 def check_image_fits(preset: Preset, height: int, width: int) -> None:
     """Reject an image on which the preset's smallest patch would be under ``MIN_PATCH_PX`` pixels.
 
@@ -37,8 +26,8 @@ def check_image_fits(preset: Preset, height: int, width: int) -> None:
         ValueError: naming the image size, the preset and the smallest size it accepts.
     """
     h_min, w_min = preset.h_bounds[0], preset.w_bounds[0]
-    need_h, need_w = smallest_image_hw(preset)
-    if height < need_h or width < need_w:
+    if h_min * height < MIN_PATCH_PX or w_min * width < MIN_PATCH_PX:
+        need_h, need_w = math.ceil(MIN_PATCH_PX / h_min), math.ceil(MIN_PATCH_PX / w_min)
         raise ValueError(f"a {width}x{height} image is too small for preset {preset.name!r}: its smallest patch "
                          f"({w_min:g} x {h_min:g} of the image) would be under {MIN_PATCH_PX} px; use images of at "
                          f"least {need_w}x{need_h} px or a preset with larger h_bounds/w_bounds")
