@@ -137,6 +137,9 @@ def test_train_window_gives_square_training_crops(parts_folder, tmp_path):
         choose_transform(given, get_preset("mvtec/bottle"), paths, method)
     with pytest.raises(ValueError, match="train_window and tile exclude each other"):
         dataclasses.replace(config, train_window=64, tile=96)
+    with pytest.raises(ValueError, match=r"--train-window 32 gives 32 x 32-px training crops, too small .* choose a "
+                                          r"larger --train-window"):  # 6% patches need 67 px
+        train(TrainConfig(data=parts_folder, out=tmp_path / "r", train_window=32, **TINY))
 
 
 def test_tiles_need_the_whole_image_protocol(parts_folder, tmp_path):

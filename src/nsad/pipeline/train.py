@@ -275,8 +275,10 @@ def train(config: TrainConfig) -> Path:
         if "too small" not in str(error):
             raise
         crop_h, crop_w = transform.crop_hw if isinstance(transform, FrameConfig) else (transform.crop,) * 2
-        raise ValueError(f"--image-size {config.image_size} gives {crop_w} x {crop_h}-px training crops, too small "
-                         f"for this method and preset: {error}; choose a larger --image-size") from None
+        flag, value = ("--train-window", config.train_window) if config.train_window else \
+            ("--image-size", config.image_size)
+        raise ValueError(f"{flag} {value} gives {crop_w} x {crop_h}-px training crops, too small "
+                         f"for this method and preset: {error}; choose a larger {flag}") from None
     interrupt = CheckpointOnInterrupt(checkpoint)
     budget = None if config.max_minutes is None else BudgetPlan(config.max_minutes, epochs)
     trainer = make_trainer(config, epochs, out, interrupt, budget)
