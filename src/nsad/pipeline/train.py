@@ -275,8 +275,8 @@ def train(config: TrainConfig) -> Path:
         if "too small" not in str(error):
             raise
         crop_h, crop_w = transform.crop_hw if isinstance(transform, FrameConfig) else (transform.crop,) * 2
-        flag, value = ("--train-window", config.train_window) if config.train_window else \
-            ("--image-size", config.image_size)
+        flag = "--train-window" if config.train_window else "--image-size"
+        value = config.train_window or config.image_size
         raise ValueError(f"{flag} {value} gives {crop_w} x {crop_h}-px training crops, too small "
                          f"for this method and preset: {error}; choose a larger {flag}") from None
     interrupt = CheckpointOnInterrupt(checkpoint)
