@@ -123,6 +123,8 @@ def test_unfinished_runs_resume_or_restart(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"holds a run trained with other settings \(image_size: 256 there, 96 now; "
                                          r"epochs: 3 there, 2 now\); choose another --out"):
         ensure_trained(TrainConfig(**{**config.__dict__, "image_size": 96, "epochs": 2}))
+    with pytest.raises(ValueError, match=r"other settings \(standardize_input: None there, False now\)"):
+        ensure_trained(TrainConfig(**{**config.__dict__, "standardize_input": False}))  # the preset's values too
     other = TrainConfig(data=tmp_path, out=tmp_path / "mine", method="fpi")
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep")

@@ -264,4 +264,4 @@ def test_every_method_is_one_entry_that_scores_and_exports_its_runs():
                                     "nsa-continuous": "nsa-continuous", "cutpaste-e2e": "cutpaste-nsa",
                                     "fpi": "fpi", "pii": "pii"}
     assert VARIANT_METHODS == ("nsa-logistic", "nsa-binary", "nsa-continuous", "cutpaste-e2e")
-    assert [name for name, m in METHODS.items() if "whole" in m.protocols] == list(SEGMENTATION_METHODS)
+    assert [name for name, m in METHODS.items() if "whole" in m.protocols] == [*SEGMENTATION_METHODS, "ssae"]

@@ -103,6 +103,29 @@ def test_tiles_train_at_native_resolution_and_stitch(tiled_run, parts_folder, tm
 
 
 @pytest.mark.slow
+def test_the_autoencoder_also_keeps_the_aspect_ratio(parts_folder, tmp_path):
+    out = tmp_path / "ssae"
+    train(TrainConfig(data=parts_folder, out=out, method="ssae", holdout=0.25, seed=3, examples_per_epoch=8,
+                      options={"base_channels": 4}, **TINY))
+    metadata = load_run(out).metadata
+    assert FrameConfig.from_dict(dict(metadata.geometry)).frame_hw == (96, 192)
+    scale = (96 * 192) ** 0.5 / 256  # Bauer's pixel sizes at 256 px, scaled with the frame's pixel count
+    assert metadata.model_options == {"sigma_px": pytest.approx(4 * scale, abs=0.01),
+                                      "min_area_px": round(64 * scale ** 2)}
+    maps = Scorer(out, device="cpu").score([parts_folder / "test" / "crack" / "000.png"]).maps
+    band = 192 // 16
+    assert maps.shape == (1, 96, 192) and maps[:, :, -band:].min() > 0 and maps[:, :band].min() > 0
+
+
+@pytest.mark.slow
+def test_a_paper_only_method_says_why_it_squares_the_images(parts_folder, tmp_path, capsys):
+    train(TrainConfig(data=parts_folder, out=tmp_path / "cp", method="cutpaste-binary", holdout=0.25,
+                      examples_per_epoch=8, options={"stride_px": 32}, **TINY))
+    assert ("geometry: the paper's protocol: square 128 x 128, trained on 128-px crops, scoring the whole image "
+            "(cutpaste-binary has the paper's protocol only)") in capsys.readouterr().err
+
+
+@pytest.mark.slow
 def test_train_cli_takes_the_own_images_options(parts_folder, tmp_path, capsys):
     out = tmp_path / "run"
     code = main(["train", "--data", str(parts_folder), "--out", str(out), "--epochs", "1", "--batch-size", "8",

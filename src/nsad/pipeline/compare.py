@@ -69,6 +69,8 @@ SETTINGS: tuple[str, ...] = (
     "tile",
     "tile_overlap",
     "train_window",
+    "intensity_jitter",
+    "standardize_input",
 )
 """``TrainConfig`` fields that must match for a finished run to be reused."""
 MIN_TILE_PX = 192

@@ -296,7 +296,8 @@ def train(config: TrainConfig) -> Path:
         for name, value in overrides.items():
             shown = ("yes" if value else "no") if isinstance(value, bool) else f"{value:g}"
             say(f"{name.replace('_', ' ')} {shown} (given with --{name.replace('_', '-')})")
-        say(describe_geometry(transform))
+        paper_only = "whole" not in method.protocols and not preset.name.startswith("mvtec/")
+        say(describe_geometry(transform) + (f" ({config.method} has the paper's protocol only)" if paper_only else ""))
         warning = holdout_warning(len(holdout_paths), config.target_fpr)
         if warning:  # after every check, so that a refused run prints its one error line only
             warnings.warn(warning, HoldoutWarning, stacklevel=2)

@@ -22,8 +22,11 @@
   does not publish the values), and the threshold is set at a false-positive rate of 0 on the
   held-out images: exactly Bauer's protocol.
 
+Geometry: ``nsad train``'s, like the segmentation methods': the paper's square protocol for the
+``mvtec/`` presets, else the whole image at its aspect ratio, random crops of it in training (or
+``--tile``), the whole frame scored; the pixel sizes above scale with the frame's pixel count.
 Not done here: the paper's progressive training (growing input sizes) and its 90° rotation / flip
-augmentation; ``nsad train``'s transforms (resize, small rotations for some classes, crops) apply.
+augmentation.
 """
 
 from __future__ import annotations
@@ -157,6 +160,7 @@ class SSAEMethod(Method):
     options_type: ClassVar[type] = SSAEOptions
     task = "elastic"
     family: ClassVar[str] = "Bauer's autoencoder (Bauer 2022)"
+    protocols = ("paper", "whole")
 
     def normalization(self, preset: Preset) -> str:
         """Always ``unit``: the autoencoder maps [0, 1] images to [0, 1] images."""
