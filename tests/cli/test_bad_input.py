@@ -404,9 +404,11 @@ def test_synth_into_a_folder_with_results_keeps_them(tmp_path, sample_dir):
 
 def test_ctrl_c_exits_130_and_leaves_no_half_run(tmp_path, sample_dir):
     out = tmp_path / "run"
+    # as from a terminal: Ctrl-C delivered (a test process may have been left ignoring SIGINT, which children inherit)
     process = subprocess.Popen([sys.executable, "-m", "nsad", "train", "--data", str(sample_dir), "--out", str(out),
                                 "--epochs", "50", *TINY_ARGS], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, env={**os.environ, "PYTHONPATH": str(SRC)})
+                               text=True, env={**os.environ, "PYTHONPATH": str(SRC)},
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300
     while not (out / "config.json").is_file() and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.1)
