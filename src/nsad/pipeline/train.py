@@ -135,6 +135,11 @@ class _HideTips(logging.Filter):
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_HideTips())
 
 
+def wanted_protocol(config: TrainConfig, preset: Preset) -> str:
+    """The protocol a run asks for: ``--protocol`` when given, else ``paper`` for the ``mvtec/`` presets, ``whole``."""
+    return config.protocol or ("paper" if preset.name.startswith("mvtec/") else "whole")
+
+
 def choose_transform(config: TrainConfig, preset: Preset, train_paths: list[Path],
                      method: Method) -> TransformConfig | FrameConfig:
     """The run's geometry: the paper's square protocol, or the whole image at the data's aspect ratio.
@@ -147,7 +152,7 @@ def choose_transform(config: TrainConfig, preset: Preset, train_paths: list[Path
         ValueError: for a tile or window that does not fit the images, or the whole protocol (a tile,
             a training window) asked of a method or preset that has only the paper's.
     """
-    protocol = config.protocol or ("paper" if preset.name.startswith("mvtec/") else "whole")
+    protocol = wanted_protocol(config, preset)
     if "whole" not in method.protocols:
         if config.protocol == "whole" or config.tile is not None or config.train_window is not None:
             raise ValueError(f"method {config.method!r} has the paper's protocol only (no whole frame, no tiles, "
@@ -296,7 +301,7 @@ def train(config: TrainConfig) -> Path:
         for name, value in overrides.items():
             shown = ("yes" if value else "no") if isinstance(value, bool) else f"{value:g}"
             say(f"{name.replace('_', ' ')} {shown} (given with --{name.replace('_', '-')})")
-        paper_only = "whole" not in method.protocols and not preset.name.startswith("mvtec/")
+        paper_only = "whole" not in method.protocols and wanted_protocol(config, preset) == "whole"
         say(describe_geometry(transform) + (f" ({config.method} has the paper's protocol only)" if paper_only else ""))
         warning = holdout_warning(len(holdout_paths), config.target_fpr)
         if warning:  # after every check, so that a refused run prints its one error line only
